@@ -1,0 +1,157 @@
+"""Selection operators: ranking finished trials, survival and mating selection.
+
+A selection operator answers two questions for a GA:
+
+* ``survivors(ranked, population_size)`` — which finished trials form the parent population of
+  the next generation (stored by :class:`~optuna.samplers.BaseGASampler`);
+* ``pick(ranked, n, rng)`` — which of those survivors become the parents of one child.
+
+``ranked`` is always best-first, as returned by :func:`rank_trials`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+import math
+
+import numpy as np
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+
+def _pruned_key(trial: FrozenTrial, sign: float) -> tuple[float, float]:
+    # Further-trained pruned trials rank first, then by their last report.
+    if not trial.intermediate_values:
+        return (0.0, math.inf)
+    step = max(trial.intermediate_values)
+    value = trial.intermediate_values[step]
+    return (-float(step), sign * value if math.isfinite(value) else math.inf)
+
+
+def rank_trials(trials: Sequence[FrozenTrial], direction: StudyDirection) -> list[FrozenTrial]:
+    """Rank finished trials best-first.
+
+    COMPLETE trials come first, ordered by value in the study's direction; PRUNED trials
+    follow (those that reached a later step first, then by their last intermediate value).
+    Trials in any other state, and COMPLETE trials whose value is NaN, are dropped: they must
+    never become parents. Ties keep trial order, so ranking is deterministic.
+
+    Args:
+        trials: Candidate trials.
+        direction: The study's (single) optimization direction.
+
+    Returns:
+        A new list of trials, best first.
+    """
+    sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
+    complete = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.value is not None and not math.isnan(t.value)
+    ]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete.sort(key=lambda t: (sign * t.value, t.number))  # type: ignore[operator]
+    pruned.sort(key=lambda t: (*_pruned_key(t, sign), t.number))
+    return complete + pruned
+
+
+def select_elites(ranked: Sequence[FrozenTrial], n_elites: int) -> list[FrozenTrial]:
+    """Return the ``n_elites`` best trials of a best-first ranking."""
+    return list(ranked[:n_elites])
+
+
+class BaseSelection(abc.ABC):
+    """Survival plus mating selection over a best-first ranking."""
+
+    @abc.abstractmethod
+    def survivors(self, ranked: Sequence[FrozenTrial], population_size: int) -> list[FrozenTrial]:
+        """Return the trials that form the next parent population."""
+
+    @abc.abstractmethod
+    def pick(self, ranked: Sequence[FrozenTrial], n: int, rng: np.random.RandomState) -> list[int]:
+        """Return the indices (into ``ranked``) of ``n`` parents for one child."""
+
+    def validate(self, population_size: int) -> None:  # noqa: B027 - optional hook
+        """Raise ``ValueError`` if this operator cannot work with ``population_size``."""
+
+
+class TruncationSelection(BaseSelection):
+    """Keep the best ``fraction`` of the population; parents drawn uniformly from them.
+
+    This is the GA of the "Evolving hyperparameters" paper: the top half survives and any two
+    survivors may mate.
+
+    Args:
+        fraction: Share of ``population_size`` that survives, in (0, 1].
+    """
+
+    def __init__(self, fraction: float = 0.5) -> None:
+        if not (0.0 < fraction <= 1.0):
+            raise ValueError(f"`survival_fraction` must be in (0, 1], got {fraction}.")
+        self.fraction = fraction
+
+    def n_survivors(self, population_size: int) -> int:
+        """Number of survivors for a population of ``population_size``."""
+        return int(math.floor(self.fraction * population_size + 1e-9))
+
+    def validate(self, population_size: int) -> None:
+        """Refuse a fraction that leaves no parent."""
+        if self.n_survivors(population_size) < 1:
+            raise ValueError(
+                f"`survival_fraction`={self.fraction} leaves no parent for population_size="
+                f"{population_size}; it must be at least 1/population_size."
+            )
+
+    def survivors(self, ranked: Sequence[FrozenTrial], population_size: int) -> list[FrozenTrial]:
+        """Return the best ``floor(fraction * population_size)`` trials."""
+        return list(ranked[: self.n_survivors(population_size)])
+
+    def pick(self, ranked: Sequence[FrozenTrial], n: int, rng: np.random.RandomState) -> list[int]:
+        """Draw ``n`` distinct parents uniformly (with replacement only if too few)."""
+        return [int(i) for i in rng.choice(len(ranked), size=n, replace=len(ranked) < n)]
+
+
+class TournamentSelection(BaseSelection):
+    """Keep the best ``population_size`` trials; each parent wins a tournament of ``k``.
+
+    Args:
+        k: Tournament size, at least 1 (1 means uniform random mating).
+    """
+
+    def __init__(self, k: int = 3) -> None:
+        if int(k) != k or k < 1:
+            raise ValueError(f"`tournament_size` must be an integer >= 1, got {k}.")
+        self.k = int(k)
+
+    def validate(self, population_size: int) -> None:
+        """Refuse a tournament larger than the population."""
+        if self.k > population_size:
+            raise ValueError(
+                f"`tournament_size`={self.k} must be <= population_size={population_size}."
+            )
+
+    def survivors(self, ranked: Sequence[FrozenTrial], population_size: int) -> list[FrozenTrial]:
+        """Return the best ``population_size`` trials."""
+        return list(ranked[:population_size])
+
+    def pick(self, ranked: Sequence[FrozenTrial], n: int, rng: np.random.RandomState) -> list[int]:
+        """Run ``n`` tournaments; the lowest index (best rank) of each draw wins."""
+        k = min(self.k, len(ranked))
+        return [int(rng.choice(len(ranked), size=k, replace=False).min()) for _ in range(n)]
+
+
+def make_selection(
+    name: str | BaseSelection, survival_fraction: float, tournament_size: int
+) -> BaseSelection:
+    """Build a selection operator from its name (``"truncation"`` or ``"tournament"``)."""
+    if isinstance(name, BaseSelection):
+        return name
+    if name == "truncation":
+        return TruncationSelection(survival_fraction)
+    if name == "tournament":
+        return TournamentSelection(tournament_size)
+    raise ValueError(
+        f"`selection` must be 'truncation', 'tournament' or a BaseSelection, got {name!r}."
+    )

@@ -1,0 +1,368 @@
+"""Generation and lineage bookkeeping shared by every optuna-evo sampler.
+
+Everything a sampler needs lives in the study's storage, so any number of workers with their
+own sampler objects cooperate; in-memory state is only a cache of it. For each trial the worker
+that runs it writes, once, in ``before_trial``:
+
+========================================  =======================================================
+key                                       value
+========================================  =======================================================
+trial system attr ``{Class}:generation``  generation number (BaseGASampler's per-class key)
+trial system attr ``optuna_evo:lineage``  ``{"generation": g, "role": r, "parents": [trial ids],
+                                          "parent_numbers": [trial numbers]}``
+trial user attrs ``optuna_evo:generation``,  mirror of the lineage for optuna-dashboard (which
+``optuna_evo:role``, ``optuna_evo:parents``  shows user attrs only); ``parents`` holds numbers
+study system attr ``{Class}:parent:{g}``  trial ids of generation ``g``'s parent population,
+                                          written by the first worker that needs it
+========================================  =======================================================
+
+Roles: ``random`` (sampled uniformly; generation 0 or no parent available), ``enqueued``
+(from :meth:`optuna.study.Study.enqueue_trial`; joins the generation being filled, which is
+generation 0 when enqueued before the run), ``elite`` (copied unchanged from a parent),
+``child`` (crossover of two parents, then mutation) and ``mutant`` (one parent, mutation only).
+
+A trial's generation is the newest generation that has finished (COMPLETE or PRUNED) trials,
+or the next one once that generation holds ``population_size`` finished trials. Running trials
+do not count, so concurrent workers may overfill a generation; selection trims it. Its *slot*
+(how many trials the generation already had) decides whether it is an elite.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+import threading
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseGASampler
+from optuna.samplers._lazy_random_state import LazyRandomState
+from optuna.study import Study
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from optuna_evo.operators._space import contains
+from optuna_evo.operators._space import sample_uniform
+
+LINEAGE_KEY = "optuna_evo:lineage"
+USER_ATTR_PREFIX = "optuna_evo:"
+ROLES = ("random", "enqueued", "elite", "child", "mutant")
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a trial came from in the evolution.
+
+    Attributes:
+        generation: Generation number, 0 for the initial population.
+        role: One of ``random``, ``enqueued``, ``elite``, ``child``, ``mutant``.
+        parent_ids: Storage trial ids of the parents (empty for ``random`` / ``enqueued``).
+        parent_numbers: The parents' trial numbers, in the same order.
+    """
+
+    generation: int
+    role: str
+    parent_ids: tuple[int, ...] = ()
+    parent_numbers: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-serialisable form stored under :data:`LINEAGE_KEY`."""
+        return {
+            "generation": self.generation,
+            "role": self.role,
+            "parents": list(self.parent_ids),
+            "parent_numbers": list(self.parent_numbers),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Lineage:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            generation=int(data["generation"]),
+            role=str(data["role"]),
+            parent_ids=tuple(int(i) for i in data["parents"]),
+            parent_numbers=tuple(int(n) for n in data["parent_numbers"]),
+        )
+
+
+def _storage_and_id(
+    trial: optuna.Trial | FrozenTrial, study: Study | None
+) -> tuple[optuna.storages.BaseStorage | None, int]:
+    if isinstance(trial, optuna.Trial):
+        return trial.study._storage, trial._trial_id
+    if isinstance(trial, FrozenTrial):
+        return (study._storage if study is not None else None), trial._trial_id
+    raise TypeError(f"`trial` must be an optuna Trial or FrozenTrial, got {type(trial).__name__}.")
+
+
+def lineage(trial: optuna.Trial | FrozenTrial, study: Study | None = None) -> Lineage | None:
+    """Read a trial's lineage (generation, role, parents) from storage.
+
+    Works inside an objective (pass the :class:`optuna.Trial`) on any worker, and on finished
+    trials (a :class:`~optuna.trial.FrozenTrial`, optionally with its study to read the
+    freshest copy). Reads storage directly because attributes written by the sampler in
+    ``before_trial`` are not visible through ``trial.user_attrs`` of a running trial.
+
+    Args:
+        trial: The trial to look up.
+        study: The study a FrozenTrial belongs to; optional.
+
+    Returns:
+        The :class:`Lineage`, or ``None`` if no optuna-evo sampler handled the trial.
+    """
+    storage, trial_id = _storage_and_id(trial, study)
+    if storage is None:
+        assert isinstance(trial, FrozenTrial)
+        attrs = trial.system_attrs
+    else:
+        attrs = storage.get_trial_system_attrs(trial_id)
+    data = attrs.get(LINEAGE_KEY)
+    return None if data is None else Lineage.from_dict(data)
+
+
+def parents(trial: optuna.Trial | FrozenTrial, study: Study | None = None) -> list[FrozenTrial]:
+    """Return a trial's parent trials (finished trials of an earlier generation).
+
+    Args:
+        trial: A running :class:`optuna.Trial` (inside an objective) or a FrozenTrial.
+        study: Required when ``trial`` is a FrozenTrial: the study it belongs to.
+
+    Returns:
+        The parents, in lineage order (the first is the primary parent); empty for trials of
+        generation 0 and for trials no optuna-evo sampler handled.
+    """
+    storage, _ = _storage_and_id(trial, study)
+    if storage is None:
+        raise ValueError("`study` is required to read the parents of a FrozenTrial.")
+    info = lineage(trial, study)
+    if info is None:
+        return []
+    return [storage.get_trial(i) for i in info.parent_ids]
+
+
+@dataclass
+class _Plan:
+    """What one trial inherits: its lineage, its parents and its own random stream."""
+
+    lineage: Lineage
+    parents: list[FrozenTrial]
+    rng: np.random.RandomState
+
+
+class PopulationSampler(BaseGASampler, abc.ABC):
+    """Base of every optuna-evo sampler: generations, lineage, roles and per-param inheritance.
+
+    Subclasses choose the parent population (:meth:`select_parent`), the parents and role of a
+    child (:meth:`make_child`) and how a parameter's parent values become the child's value
+    (:meth:`vary_param`). Every parameter is sampled through ``sample_independent``, one at a
+    time, so conditional (define-by-run) parameters are inherited when a parent had them and
+    sampled fresh otherwise, and parameters that appear later in the study are handled.
+
+    Each trial draws from its own random stream seeded by ``(seed, trial number)``: a run is
+    reproducible for a given seed, and workers that share a seed still explore differently.
+
+    Args:
+        population_size: Finished trials per generation, >= 2.
+        seed: Seed for the random streams.
+        mirror_user_attrs: Also write generation, role and parents as user attrs so that
+            optuna-dashboard shows them.
+    """
+
+    def __init__(
+        self, population_size: int, seed: int | None = None, mirror_user_attrs: bool = True
+    ) -> None:
+        if int(population_size) != population_size or population_size < 2:
+            raise ValueError(f"`population_size` must be an integer >= 2, got {population_size}.")
+        super().__init__(population_size=int(population_size))
+        self._rng = LazyRandomState(seed)
+        self._base_seed: int | None = None
+        self._mirror_user_attrs = mirror_user_attrs
+        self._plans: dict[int, _Plan] = {}
+        self._lock = threading.RLock()
+
+    # -- hooks for subclasses -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def make_child(
+        self,
+        study: Study,
+        generation: int,
+        slot: int,
+        parent_population: list[FrozenTrial],
+        rng: np.random.RandomState,
+    ) -> tuple[str, list[FrozenTrial]]:
+        """Choose the role and parents of the ``slot``-th trial of ``generation`` (>= 1)."""
+
+    @abc.abstractmethod
+    def vary_param(
+        self,
+        role: str,
+        distribution: BaseDistribution,
+        values: Sequence[Any],
+        rng: np.random.RandomState,
+    ) -> Any:
+        """Turn the parents' values of one parameter (at least one) into the child's value."""
+
+    # -- BaseSampler ----------------------------------------------------------------------
+
+    def reseed_rng(self) -> None:
+        """Reseed the sampler's random number generator."""
+        with self._lock:
+            self._rng.rng.seed()
+            self._base_seed = None
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        """Return an empty space: every parameter is inherited one at a time."""
+        return {}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        """Return nothing (see :meth:`infer_relative_search_space`)."""
+        self._check_single_objective(study)
+        return {}
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        """Sample one parameter: inherited from the trial's parents when they had it."""
+        self._check_single_objective(study)
+        plan = self._plan(study, trial)
+        with self._lock:
+            values = [
+                p.params[param_name]
+                for p in plan.parents
+                if param_name in p.params and contains(param_distribution, p.params[param_name])
+            ]
+            if values:
+                value = self.vary_param(plan.lineage.role, param_distribution, values, plan.rng)
+            else:
+                value = sample_uniform(param_distribution, plan.rng)
+        assert contains(param_distribution, value), (param_name, value)
+        return value
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        """Assign the trial's generation, role and parents, and record them in storage."""
+        self._plan(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        """Drop the trial's cached plan (its lineage stays in storage)."""
+        with self._lock:
+            self._plans.pop(trial._trial_id, None)
+
+    # -- BaseGASampler --------------------------------------------------------------------
+
+    def get_trial_generation(self, study: Study, trial: FrozenTrial) -> int:
+        """Return the trial's generation, assigning it if no worker has yet."""
+        return self._plan(study, trial).lineage.generation
+
+    def get_population(self, study: Study, generation: int) -> list[FrozenTrial]:
+        """Return the finished (COMPLETE or PRUNED) trials of ``generation``."""
+        key = self._get_generation_key()
+        return [
+            t
+            for t in study._get_trials(deepcopy=False, states=_FINISHED, use_cache=True)
+            if t.system_attrs.get(key) == generation
+        ]
+
+    # -- internals ------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        state["_plans"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    def _check_single_objective(self, study: Study) -> None:
+        if len(study.directions) > 1:
+            raise ValueError(
+                f"{type(self).__name__} supports single-objective studies only; "
+                f"this study has {len(study.directions)} objectives."
+            )
+
+    def _trial_rng(self, number: int) -> np.random.RandomState:
+        if self._base_seed is None:
+            self._base_seed = int(self._rng.rng.randint(2**31 - 1))
+        return np.random.RandomState([self._base_seed, number])
+
+    def _generation_and_slot(self, study: Study) -> tuple[int, int]:
+        key = self._get_generation_key()
+        finished: dict[int, int] = {}
+        assigned: dict[int, int] = {}
+        for t in study._get_trials(deepcopy=False, use_cache=True):
+            g = t.system_attrs.get(key)
+            if g is None:
+                continue
+            assigned[g] = assigned.get(g, 0) + 1
+            if t.state in _FINISHED:
+                finished[g] = finished.get(g, 0) + 1
+        newest = max(finished, default=0)
+        assert self._population_size is not None
+        generation = newest if finished.get(newest, 0) < self._population_size else newest + 1
+        return generation, assigned.get(generation, 0)
+
+    def _plan(self, study: Study, trial: FrozenTrial) -> _Plan:
+        with self._lock:
+            plan = self._plans.get(trial._trial_id)
+            if plan is None:
+                plan = self._plans[trial._trial_id] = self._make_plan(study, trial)
+            return plan
+
+    def _make_plan(self, study: Study, trial: FrozenTrial) -> _Plan:
+        self._check_single_objective(study)
+        storage = study._storage
+        attrs = storage.get_trial_system_attrs(trial._trial_id)
+        rng = self._trial_rng(trial.number)
+        stored = attrs.get(LINEAGE_KEY)
+        if stored is not None:  # assigned earlier, possibly by another worker
+            info = Lineage.from_dict(stored)
+            return _Plan(info, [storage.get_trial(i) for i in info.parent_ids], rng)
+
+        generation, slot = self._generation_and_slot(study)
+        chosen: list[FrozenTrial] = []
+        if "fixed_params" in attrs:
+            role = "enqueued"
+        elif generation == 0:
+            role = "random"
+        else:
+            parent_population = self.get_parent_population(study, generation)
+            if parent_population:
+                role, chosen = self.make_child(study, generation, slot, parent_population, rng)
+            else:
+                role = "random"
+        info = Lineage(
+            generation=generation,
+            role=role,
+            parent_ids=tuple(p._trial_id for p in chosen),
+            parent_numbers=tuple(p.number for p in chosen),
+        )
+        storage.set_trial_system_attr(trial._trial_id, self._get_generation_key(), generation)
+        storage.set_trial_system_attr(trial._trial_id, LINEAGE_KEY, info.to_dict())
+        if self._mirror_user_attrs:
+            for name, value in (
+                ("generation", generation),
+                ("role", role),
+                ("parents", list(info.parent_numbers)),
+            ):
+                storage.set_trial_user_attr(trial._trial_id, USER_ATTR_PREFIX + name, value)
+        return _Plan(info, chosen, rng)

@@ -1,0 +1,168 @@
+"""GeneticSampler: a genetic algorithm over any Optuna search space."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution
+from optuna.study import Study
+from optuna.trial import FrozenTrial
+
+from optuna_evo._experimental import experimental_class
+from optuna_evo.operators.crossover import BaseCrossover
+from optuna_evo.operators.crossover import make_crossover
+from optuna_evo.operators.mutation import BaseMutation
+from optuna_evo.operators.mutation import make_mutation
+from optuna_evo.operators.selection import BaseSelection
+from optuna_evo.operators.selection import make_selection
+from optuna_evo.operators.selection import rank_trials
+from optuna_evo.samplers._population import PopulationSampler
+
+
+def _check_probability(name: str, value: float) -> None:
+    if not (0.0 <= value <= 1.0):
+        raise ValueError(f"`{name}` must be in [0, 1], got {value}.")
+
+
+@experimental_class("0.1.0")
+class GeneticSampler(PopulationSampler):
+    """A genetic algorithm over any Optuna search space.
+
+    The defaults reproduce the GA of the "Evolving hyperparameters" paper: a population of
+    parameter sets, the top half survives, children come from uniform crossover of two
+    survivors, and each parameter is reset to a fresh random value with probability 0.2.
+
+    Each generation's parent population is chosen from the finished trials of the previous
+    generation *and* its parent population ((μ+λ) survival), so the best trial found so far is
+    never lost. The first ``n_elites`` trials of a generation are elites: exact copies of the
+    best parents (useful when the objective is noisy or continues training from a
+    checkpoint, see :func:`optuna_evo.parents`).
+
+    Works with float (log, step), int (log, step) and categorical parameters, conditional
+    (define-by-run) parameters, minimize and maximize, pruning (PRUNED trials rank below all
+    COMPLETE ones), :meth:`~optuna.study.Study.enqueue_trial`, and several processes sharing
+    one storage. Multi-objective studies raise ``ValueError``. Lineage is stored as described
+    in :mod:`optuna_evo.samplers._population`.
+
+    Example:
+
+        .. code-block:: python
+
+            import optuna
+            from optuna_evo import GeneticSampler
+
+            def objective(trial):
+                x = trial.suggest_float("x", -5, 5)
+                return x**2
+
+            study = optuna.create_study(sampler=GeneticSampler(population_size=10, seed=0))
+            study.optimize(objective, n_trials=100)
+
+    Args:
+        population_size: Finished trials per generation, >= 2.
+        selection: ``"truncation"`` (keep the best ``survival_fraction``, mate uniformly),
+            ``"tournament"`` (keep the best ``population_size``, mate by tournaments of
+            ``tournament_size``) or a :class:`~optuna_evo.operators.BaseSelection`.
+        survival_fraction: Share of the population that survives truncation, in (0, 1];
+            it must leave at least one parent and at least ``n_elites``.
+        tournament_size: Tournament size for ``selection="tournament"``, 1..population_size.
+        crossover: ``"uniform"``, ``"blend"`` (BLX-α, log-scale aware) or a
+            :class:`~optuna_evo.operators.BaseCrossover`.
+        crossover_prob: Probability that a child comes from two parents rather than one
+            (a "mutant"), in [0, 1].
+        swapping_prob: Uniform crossover's probability of taking the second parent's value.
+        blend_alpha: BLX-α's widening factor, >= 0.
+        mutation: ``"reset"`` (fresh uniform value), ``"gaussian"`` or a
+            :class:`~optuna_evo.operators.BaseMutation`.
+        mutation_prob: Probability that each parameter of a child mutates, in [0, 1].
+        mutation_sigma: Gaussian mutation's σ as a fraction of the parameter range, > 0.
+        n_elites: Number of best parents copied unchanged into each generation,
+            0..population_size-1.
+        seed: Seed for reproducible runs.
+        mirror_user_attrs: Mirror generation, role and parents into user attrs (visible in
+            optuna-dashboard).
+    """
+
+    def __init__(
+        self,
+        population_size: int = 10,
+        selection: str | BaseSelection = "truncation",
+        survival_fraction: float = 0.5,
+        tournament_size: int = 3,
+        crossover: str | BaseCrossover = "uniform",
+        crossover_prob: float = 1.0,
+        swapping_prob: float = 0.5,
+        blend_alpha: float = 0.5,
+        mutation: str | BaseMutation = "reset",
+        mutation_prob: float = 0.2,
+        mutation_sigma: float = 0.1,
+        n_elites: int = 0,
+        seed: int | None = None,
+        mirror_user_attrs: bool = True,
+    ) -> None:
+        super().__init__(population_size, seed=seed, mirror_user_attrs=mirror_user_attrs)
+        _check_probability("crossover_prob", crossover_prob)
+        _check_probability("mutation_prob", mutation_prob)
+        self._selection = make_selection(selection, survival_fraction, tournament_size)
+        self._selection.validate(population_size)
+        self._crossover = make_crossover(crossover, swapping_prob, blend_alpha)
+        self._mutation = make_mutation(mutation, mutation_sigma)
+        if int(n_elites) != n_elites or not (0 <= n_elites < population_size):
+            raise ValueError(
+                f"`n_elites` must be an integer in [0, {population_size - 1}], got {n_elites}."
+            )
+        n_survivors = len(self._selection.survivors(range(population_size), population_size))  # type: ignore[arg-type]
+        if n_elites > n_survivors:
+            raise ValueError(
+                f"`n_elites`={n_elites} exceeds the {n_survivors} survivors per generation; "
+                "raise `survival_fraction` or lower `n_elites`."
+            )
+        self._crossover_prob = crossover_prob
+        self._mutation_prob = mutation_prob
+        self._n_elites = int(n_elites)
+
+    def select_parent(self, study: Study, generation: int) -> list[FrozenTrial]:
+        """Choose generation ``generation``'s parents from the previous generation and its
+        parents, ranked best-first."""
+        candidates = {
+            t._trial_id: t
+            for t in self.get_population(study, generation - 1)
+            + self.get_parent_population(study, generation - 1)
+        }
+        ranked = rank_trials(list(candidates.values()), study.direction)
+        assert self._population_size is not None
+        return self._selection.survivors(ranked, self._population_size)
+
+    def make_child(
+        self,
+        study: Study,
+        generation: int,
+        slot: int,
+        parent_population: list[FrozenTrial],
+        rng: np.random.RandomState,
+    ) -> tuple[str, list[FrozenTrial]]:
+        """Elites for the first ``n_elites`` slots, else two mates (or one, a mutant)."""
+        ranked = rank_trials(parent_population, study.direction)
+        if slot < min(self._n_elites, len(ranked)):
+            return "elite", [ranked[slot]]
+        mates = [ranked[i] for i in self._selection.pick(ranked, 2, rng)]
+        if mates[0]._trial_id != mates[1]._trial_id and rng.rand() < self._crossover_prob:
+            return "child", mates
+        return "mutant", mates[:1]
+
+    def vary_param(
+        self,
+        role: str,
+        distribution: BaseDistribution,
+        values: Sequence[Any],
+        rng: np.random.RandomState,
+    ) -> Any:
+        """Elites copy; children cross over; children and mutants then mutate."""
+        if role == "elite":
+            return values[0]
+        value = self._crossover(distribution, values, rng) if role == "child" else values[0]
+        if rng.rand() < self._mutation_prob:
+            value = self._mutation(distribution, value, rng)
+        return value

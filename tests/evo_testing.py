@@ -1,0 +1,102 @@
+"""Helpers for tests that run several worker processes against one storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import subprocess
+import sys
+import textwrap
+
+import optuna
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+import optuna_evo
+
+
+def storage_for(kind: str, tmp_path: Path) -> tuple[str, optuna.storages.BaseStorage]:
+    """Return (python expression building the storage in a worker, the storage here)."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'study.db'}"
+        expr = (
+            f"optuna.storages.RDBStorage({url!r}, "
+            "engine_kwargs={'connect_args': {'timeout': 60}})"
+        )
+    elif kind == "journal":
+        path = str(tmp_path / "journal.log")
+        expr = (
+            "optuna.storages.JournalStorage("
+            f"optuna.storages.journal.JournalFileBackend({path!r}))"
+        )
+    else:
+        raise ValueError(kind)
+    return expr, eval(expr, {"optuna": optuna})
+
+
+def run_workers(
+    storage_expr: str,
+    study_name: str,
+    sampler_expr: str,
+    objective_src: str,
+    n_workers: int,
+    n_trials: int,
+    timeout: float = 240.0,
+) -> None:
+    """Start ``n_workers`` processes that each run ``n_trials`` trials; fail on any error.
+
+    ``objective_src`` defines ``objective(trial)``; ``sampler_expr`` builds the sampler.
+    """
+    code = textwrap.dedent(
+        """
+        import warnings
+        import optuna
+        import optuna_evo
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        {objective}
+        study = optuna.load_study(
+            study_name={name!r}, storage={storage}, sampler={sampler}
+        )
+        study.optimize(objective, n_trials={n_trials}, catch=())
+        """
+    ).format(
+        objective=textwrap.dedent(objective_src),
+        name=study_name,
+        storage=storage_expr,
+        sampler=sampler_expr,
+        n_trials=n_trials,
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(n_workers)
+    ]
+    errors = []
+    for p in procs:
+        out, err = p.communicate(timeout=timeout)
+        if p.returncode != 0:
+            errors.append(err.decode()[-3000:])
+    assert not errors, "\n\n".join(errors)
+
+
+def assert_consistent_lineage(study: optuna.Study, min_generations: int = 2) -> None:
+    """Every lineage refers to finished parents of an earlier generation."""
+    trials = {t._trial_id: t for t in study.get_trials(deepcopy=False)}
+    generations = set()
+    for t in trials.values():
+        info = optuna_evo.lineage(t, study)
+        assert info is not None, f"trial {t.number} has no lineage"
+        generations.add(info.generation)
+        assert t.user_attrs["optuna_evo:generation"] == info.generation
+        for pid, number in zip(info.parent_ids, info.parent_numbers):
+            parent: FrozenTrial = trials[pid]
+            assert parent.number == number
+            assert parent.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            parent_info = optuna_evo.lineage(parent, study)
+            assert parent_info is not None and parent_info.generation < info.generation
+        if info.role in ("child", "mutant", "elite"):
+            assert info.parent_ids
+        else:
+            assert not info.parent_ids
+    assert len(generations) >= min_generations, generations

@@ -1,0 +1,363 @@
+"""Tests of GeneticSampler and the population core it stands on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import math
+import pickle
+
+from evo_testing import assert_consistent_lineage
+from evo_testing import run_workers
+from evo_testing import storage_for
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
+from optuna.exceptions import ExperimentalWarning
+from optuna.samplers import BaseSampler
+from optuna.testing.pytest_samplers import BasicSamplerTestCase
+from optuna.testing.pytest_samplers import SingleOnlySamplerTestCase
+from optuna.trial import TrialState
+import pytest
+
+import optuna_evo
+from optuna_evo import GeneticSampler
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class TestGeneticSamplerContract(BasicSamplerTestCase, SingleOnlySamplerTestCase):
+    """Optuna's own sampler contract suite."""
+
+    @pytest.fixture
+    def sampler(self) -> Callable[[], BaseSampler]:
+        return lambda: GeneticSampler(population_size=4, seed=1)
+
+
+def _mixed_objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", -5.0, 5.0)
+    lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+    n = trial.suggest_int("n", 1, 64, log=True)
+    k = trial.suggest_int("k", -10, 10, step=2)
+    s = trial.suggest_float("s", 0.0, 1.0, step=0.25)
+    c = trial.suggest_categorical("c", ["a", "b", None, 3])
+    return x**2 + (math.log10(lr) + 3) ** 2 + abs(n - 8) + abs(k) + s + (c != "b")
+
+
+def _params(study: optuna.Study) -> list[dict]:
+    return [t.params for t in study.trials]
+
+
+def test_experimental_warning() -> None:
+    with pytest.warns(ExperimentalWarning):
+        GeneticSampler()
+
+
+def test_same_seed_same_params_for_three_generations() -> None:
+    def run(seed: int) -> list[dict]:
+        study = optuna.create_study(sampler=GeneticSampler(population_size=5, seed=seed))
+        study.optimize(_mixed_objective, n_trials=15)
+        gens = {optuna_evo.lineage(t, study).generation for t in study.trials}
+        assert gens == {0, 1, 2}
+        return _params(study)
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_reseed_rng_changes_stream() -> None:
+    sampler = GeneticSampler(population_size=5, seed=0)
+    first = optuna.create_study(sampler=sampler)
+    first.optimize(_mixed_objective, n_trials=5)
+    sampler.reseed_rng()
+    second = optuna.create_study(sampler=sampler)
+    second.optimize(_mixed_objective, n_trials=5)
+    assert _params(first) != _params(second)
+
+
+def test_pickles_and_continues_identically() -> None:
+    sampler = GeneticSampler(population_size=4, seed=7)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_mixed_objective, n_trials=6)
+    restored = pickle.loads(pickle.dumps(sampler))
+    assert isinstance(restored, GeneticSampler)
+    # Same storage contents + same sampler state -> the same next trials.
+    twin = optuna.create_study(sampler=restored)
+    for t in study.trials:
+        twin.add_trial(t)
+    study.optimize(_mixed_objective, n_trials=4)
+    twin.optimize(_mixed_objective, n_trials=4)
+    assert _params(study)[-4:] == _params(twin)[-4:]
+
+
+def test_values_native_and_inside_distributions() -> None:
+    study = optuna.create_study(
+        sampler=GeneticSampler(population_size=4, crossover="blend", mutation="gaussian", seed=0)
+    )
+    study.optimize(_mixed_objective, n_trials=40)
+    for t in study.trials:
+        for name, value in t.params.items():
+            dist = t.distributions[name]
+            assert dist._contains(dist.to_internal_repr(value)), (name, value)
+            if isinstance(dist, IntDistribution):
+                assert type(value) is int
+            elif isinstance(dist, FloatDistribution):
+                assert type(value) is float
+    roles = {optuna_evo.lineage(t, study).role for t in study.trials}
+    assert {"random", "child"} <= roles
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_direction_respected_and_parents_are_the_best(direction: str) -> None:
+    sign = 1.0 if direction == "minimize" else -1.0
+    study = optuna.create_study(
+        direction=direction, sampler=GeneticSampler(population_size=6, seed=0)
+    )
+    study.optimize(lambda t: sign * t.suggest_float("x", -10, 10) ** 2, n_trials=12)
+    gen0 = [t for t in study.trials if optuna_evo.lineage(t, study).generation == 0]
+    ranked = sorted(gen0, key=lambda t: sign * t.value)
+    best_half = {t.number for t in ranked[:3]}
+    for t in study.trials[6:]:
+        assert set(optuna_evo.lineage(t, study).parent_numbers) <= best_half
+
+
+def test_failed_nan_and_pruned_trials() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        if trial.number % 5 == 1:
+            raise RuntimeError("boom")
+        if trial.number % 5 == 2:
+            return float("nan")
+        if trial.number % 5 == 3:
+            trial.report(0.0, 0)  # the best intermediate value anywhere, still ranks last
+            raise optuna.TrialPruned()
+        return x
+
+    study = optuna.create_study(sampler=GeneticSampler(population_size=4, seed=0))
+    study.optimize(objective, n_trials=40, catch=(RuntimeError,))
+    by_id = {t._trial_id: t for t in study.trials}
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) >= 10
+    for t in study.trials:
+        for pid in optuna_evo.lineage(t, study).parent_ids:
+            parent = by_id[pid]
+            assert parent.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            # Enough COMPLETE trials exist in every generation, so PRUNED never wins.
+            assert parent.state == TrialState.COMPLETE
+    assert_consistent_lineage(study, min_generations=3)
+
+
+def test_pruned_rank_below_complete() -> None:
+    study = optuna.create_study()
+    study.add_trial(optuna.create_trial(value=5.0, params={}, distributions={}))
+    pruned = optuna.create_trial(
+        state=TrialState.PRUNED, params={}, distributions={}, intermediate_values={0: -100.0}
+    )
+    study.add_trial(pruned)
+    study.add_trial(optuna.create_trial(value=1.0, params={}, distributions={}))
+    ranked = optuna_evo.operators.rank_trials(study.trials, study.direction)
+    assert [t.number for t in ranked] == [2, 0, 1]
+
+
+def test_conditional_params_inherited_across_generations() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        kind = trial.suggest_categorical("kind", ["linear", "quad"])
+        if kind == "linear":
+            a = trial.suggest_float("a", -1.0, 1.0)
+            return abs(a)
+        b = trial.suggest_int("b", 0, 5)
+        if trial.number >= 10:  # appears only later in the study
+            trial.suggest_float("late", 0.0, 1.0)
+        return 1.0 + b
+
+    study = optuna.create_study(sampler=GeneticSampler(population_size=5, seed=2))
+    study.optimize(objective, n_trials=40)
+    by_id = {t._trial_id: t for t in study.trials}
+    inherited = 0
+    for t in study.trials:
+        info = optuna_evo.lineage(t, study)
+        if info.role != "elite" or info.generation == 0:
+            continue
+        parent = by_id[info.parent_ids[0]]
+        for name, value in t.params.items():
+            if name in parent.params:
+                assert parent.params[name] == value
+                inherited += 1
+    children = [t for t in study.trials if optuna_evo.lineage(t, study).role == "child"]
+    # Children carry the conditional params of the branch they took, from some parent.
+    shared = 0
+    for t in children:
+        parent_params = [by_id[i].params for i in optuna_evo.lineage(t, study).parent_ids]
+        for name, value in t.params.items():
+            shared += any(p.get(name) == value for p in parent_params)
+    assert shared > len(children)
+    assert any("late" in t.params for t in study.trials)
+
+
+def test_elites_copied_unchanged() -> None:
+    study = optuna.create_study(
+        sampler=GeneticSampler(population_size=6, n_elites=2, mutation_prob=1.0, seed=0)
+    )
+    study.optimize(_mixed_objective, n_trials=30)
+    by_id = {t._trial_id: t for t in study.trials}
+    elites = [t for t in study.trials if optuna_evo.lineage(t, study).role == "elite"]
+    assert len(elites) >= 6
+    for t in elites:
+        info = optuna_evo.lineage(t, study)
+        (parent_id,) = info.parent_ids
+        assert t.params == by_id[parent_id].params
+
+
+def test_enqueued_trials_join_generation_zero() -> None:
+    study = optuna.create_study(sampler=GeneticSampler(population_size=4, seed=0))
+    study.enqueue_trial({"x": 0.125})
+    study.enqueue_trial({"x": -0.25})
+    study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=12)
+    first = study.trials[:2]
+    assert [t.params["x"] for t in first] == [0.125, -0.25]
+    for t in first:
+        info = optuna_evo.lineage(t, study)
+        assert (info.generation, info.role) == (0, "enqueued")
+    # The best enqueued trial (0.125 is the best of generation 0 or near it) can be a parent.
+    parent_numbers = {
+        n for t in study.trials for n in optuna_evo.lineage(t, study).parent_numbers
+    }
+    assert parent_numbers & {0, 1}
+
+
+def test_parents_helper_inside_objective() -> None:
+    seen: list[tuple[int, list[int]]] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        info = optuna_evo.lineage(trial)
+        assert info is not None
+        seen.append((info.generation, [p.number for p in optuna_evo.parents(trial)]))
+        return trial.suggest_float("x", 0, 1)
+
+    study = optuna.create_study(sampler=GeneticSampler(population_size=3, seed=0))
+    study.optimize(objective, n_trials=9)
+    assert [g for g, _ in seen] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert all(len(p) in (1, 2) for g, p in seen if g > 0)
+    with pytest.raises(ValueError, match="study"):
+        optuna_evo.parents(study.trials[-1])
+    assert optuna_evo.lineage(optuna.create_study().ask()) is None
+
+
+def test_multi_objective_refused_with_clear_error() -> None:
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=GeneticSampler())
+    with pytest.raises(ValueError, match="single-objective"):
+        study.optimize(lambda t: (t.suggest_float("x", 0, 1), 0.0), n_trials=1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"population_size": 1}, "population_size"),
+        ({"population_size": 2.5}, "population_size"),
+        ({"mutation_prob": 1.5}, "mutation_prob"),
+        ({"mutation_prob": -0.1}, "mutation_prob"),
+        ({"crossover_prob": 2.0}, "crossover_prob"),
+        ({"swapping_prob": -1.0}, "swapping_prob"),
+        ({"survival_fraction": 0.0}, "survival_fraction"),
+        ({"survival_fraction": 0.05, "population_size": 10}, "survival_fraction"),
+        ({"selection": "roulette"}, "selection"),
+        ({"crossover": "sbx"}, "crossover"),
+        ({"mutation": "flip"}, "mutation"),
+        ({"n_elites": 10, "population_size": 10}, "n_elites"),
+        ({"n_elites": 6, "population_size": 10}, "n_elites"),
+        ({"selection": "tournament", "tournament_size": 0}, "tournament_size"),
+        ({"selection": "tournament", "tournament_size": 11}, "tournament_size"),
+        ({"crossover": "blend", "blend_alpha": -0.5}, "blend_alpha"),
+        ({"mutation": "gaussian", "mutation_sigma": 0.0}, "mutation_sigma"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        GeneticSampler(**kwargs)
+
+
+def test_tournament_selection_runs() -> None:
+    study = optuna.create_study(
+        sampler=GeneticSampler(population_size=6, selection="tournament", tournament_size=3, seed=0)
+    )
+    study.optimize(_mixed_objective, n_trials=30)
+    assert_consistent_lineage(study, min_generations=4)
+
+
+def test_threads_share_one_sampler() -> None:
+    study = optuna.create_study(sampler=GeneticSampler(population_size=5, seed=0))
+    study.optimize(_mixed_objective, n_trials=40, n_jobs=4)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert_consistent_lineage(study, min_generations=3)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_three_processes_share_one_storage(kind: str, tmp_path) -> None:
+    expr, storage = storage_for(kind, tmp_path)
+    study = optuna.create_study(study_name="ga", storage=storage)
+    run_workers(
+        expr,
+        "ga",
+        "optuna_evo.GeneticSampler(population_size=6)",
+        """
+        def objective(trial):
+            x = trial.suggest_float("x", -5, 5)
+            n = trial.suggest_int("n", 0, 10)
+            c = trial.suggest_categorical("c", ["a", "b"])
+            if c == "a":
+                trial.suggest_float("only_a", 0, 1)
+            return x * x + n + (c == "b")
+        """,
+        n_workers=3,
+        n_trials=20,
+    )
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 60
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert_consistent_lineage(study, min_generations=4)
+
+
+def _sphere(trial: optuna.Trial) -> float:
+    return sum(trial.suggest_float(f"x{i}", -5.12, 5.12) ** 2 for i in range(10))
+
+
+def _mixed_problem(trial: optuna.Trial) -> float:
+    value = 0.0
+    for i in range(4):
+        value += (trial.suggest_int(f"n{i}", -20, 20) - 3) ** 2
+    for i in range(3):
+        c = trial.suggest_categorical(f"c{i}", ["a", "b", "c", "d"])
+        value += {"a": 8.0, "b": 0.0, "c": 4.0, "d": 6.0}[c]
+    value += (math.log10(trial.suggest_float("lr", 1e-6, 1.0, log=True)) + 3) ** 2
+    return value
+
+
+@pytest.mark.parametrize("objective", [_sphere, _mixed_problem])
+def test_beats_random_search(objective: Callable[[optuna.Trial], float]) -> None:
+    def median_best(make: Callable[[int], BaseSampler]) -> float:
+        bests = []
+        for seed in range(5):
+            study = optuna.create_study(sampler=make(seed))
+            study.optimize(objective, n_trials=200)
+            bests.append(study.best_value)
+        return float(np.median(bests))
+
+    ga = median_best(lambda s: GeneticSampler(seed=s))
+    rs = median_best(lambda s: optuna.samplers.RandomSampler(seed=s))
+    assert ga < rs, (ga, rs)
+
+
+def test_dynamic_distribution_keeps_values_inside() -> None:
+    # The range of "x" shrinks after a few generations: inherited values outside the new
+    # range must be resampled, never returned.
+    def objective(trial: optuna.Trial) -> float:
+        high = 10 if trial.number < 8 else 2
+        return float(trial.suggest_int("x", 0, high))
+
+    study = optuna.create_study(direction="maximize", sampler=GeneticSampler(population_size=4))
+    study.optimize(objective, n_trials=20)
+    assert all(t.params["x"] <= 2 for t in study.trials[8:])
+    dist = CategoricalDistribution(["a"])  # single-valued distributions never reach us
+    assert dist.single()

@@ -1,0 +1,132 @@
+"""Unit tests of the shared operators and the distribution helpers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+import pytest
+
+from optuna_evo.operators import BlendCrossover
+from optuna_evo.operators import GaussianMutation
+from optuna_evo.operators import rank_trials
+from optuna_evo.operators import ResetMutation
+from optuna_evo.operators import select_elites
+from optuna_evo.operators import TournamentSelection
+from optuna_evo.operators import TruncationSelection
+from optuna_evo.operators import UniformCrossover
+from optuna_evo.operators._space import contains
+from optuna_evo.operators._space import from_internal
+from optuna_evo.operators._space import sample_uniform
+from optuna_evo.operators._space import to_internal
+
+
+DISTRIBUTIONS = [
+    FloatDistribution(-1.0, 1.0),
+    FloatDistribution(1e-7, 1.0, log=True),
+    FloatDistribution(-10.2, 10.2, step=0.1),
+    FloatDistribution(0.0, 1.0, step=0.3),  # high is not on the grid
+    IntDistribution(0, 10),
+    IntDistribution(1, 1000, log=True),
+    IntDistribution(-9, 9, step=3),
+    CategoricalDistribution(["a", 1, None, 2.5]),
+]
+
+
+@pytest.mark.parametrize("dist", DISTRIBUTIONS)
+def test_operators_stay_inside_and_native(dist) -> None:
+    rng = np.random.RandomState(0)
+    ops = [
+        lambda v, w: UniformCrossover(0.5)(dist, [v, w], rng),
+        lambda v, w: BlendCrossover(2.0)(dist, [v, w], rng),
+        lambda v, w: GaussianMutation(0.5)(dist, v, rng),
+        lambda v, w: ResetMutation()(dist, v, rng),
+    ]
+    for _ in range(300):
+        v, w = sample_uniform(dist, rng), sample_uniform(dist, rng)
+        for op in ops:
+            out = op(v, w)
+            assert contains(dist, out), out
+            if isinstance(dist, IntDistribution):
+                assert type(out) is int
+            elif isinstance(dist, FloatDistribution):
+                assert type(out) is float
+
+
+@pytest.mark.parametrize("dist", DISTRIBUTIONS[:-1])
+def test_sample_uniform_reaches_both_ends(dist) -> None:
+    rng = np.random.RandomState(1)
+    xs = [to_internal(dist, sample_uniform(dist, rng)) for _ in range(4000)]
+    lo, hi = min(xs), max(xs)
+    span = to_internal(dist, dist.high) - to_internal(dist, dist.low)
+    assert lo - to_internal(dist, dist.low) < 0.05 * span
+    assert to_internal(dist, dist.high) - hi < 0.35 * span  # step grids may stop short
+
+
+def test_from_internal_clamps_log_lower_bound() -> None:
+    dist = FloatDistribution(1e-7, 1.0, log=True)
+    assert from_internal(dist, math.log(1e-7) - 1e-12) == 1e-7
+    assert from_internal(dist, 99.0) == 1.0
+
+
+def test_blend_widens_interval_in_log_space() -> None:
+    dist = FloatDistribution(1e-6, 1.0, log=True)
+    rng = np.random.RandomState(0)
+    outs = [BlendCrossover(0.5)(dist, [1e-4, 1e-2], rng) for _ in range(2000)]
+    assert min(outs) < 1e-4 and max(outs) > 1e-2  # BLX-0.5 reaches past both parents
+    assert min(outs) >= 1e-5 * 0.999 and max(outs) <= 1e-1 * 1.001  # one interval beyond
+
+
+def test_gaussian_mutation_is_local() -> None:
+    dist = FloatDistribution(0.0, 100.0)
+    rng = np.random.RandomState(0)
+    outs = np.array([GaussianMutation(0.01)(dist, 50.0, rng) for _ in range(2000)])
+    assert abs(outs.std() - 1.0) < 0.1
+
+
+def test_uniform_crossover_swapping_prob() -> None:
+    dist = IntDistribution(0, 1)
+    rng = np.random.RandomState(0)
+    outs = [UniformCrossover(0.2)(dist, [0, 1], rng) for _ in range(5000)]
+    assert abs(np.mean(outs) - 0.2) < 0.03
+
+
+def _study_with_values(values: list[float], direction: str = "minimize") -> optuna.Study:
+    study = optuna.create_study(direction=direction)
+    for v in values:
+        study.add_trial(optuna.create_trial(value=v, params={}, distributions={}))
+    return study
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_rank_trials_direction_and_states(direction: str) -> None:
+    study = _study_with_values([3.0, 1.0, 2.0], direction)
+    study.add_trial(optuna.create_trial(state=TrialState.FAIL, params={}, distributions={}))
+    ranked = rank_trials(study.trials, StudyDirection[direction.upper()])
+    expected = [1, 2, 0] if direction == "minimize" else [0, 2, 1]
+    assert [t.number for t in ranked] == expected
+
+
+def test_truncation_and_elites() -> None:
+    study = _study_with_values([5.0, 4.0, 3.0, 2.0, 1.0, 0.0])
+    ranked = rank_trials(study.trials, StudyDirection.MINIMIZE)
+    survivors = TruncationSelection(0.5).survivors(ranked, 6)
+    assert [t.value for t in survivors] == [0.0, 1.0, 2.0]
+    assert [t.value for t in select_elites(ranked, 2)] == [0.0, 1.0]
+    picks = TruncationSelection(0.5).pick(survivors, 2, np.random.RandomState(0))
+    assert len(set(picks)) == 2 and all(0 <= i < 3 for i in picks)
+
+
+def test_tournament_prefers_better_ranks() -> None:
+    rng = np.random.RandomState(0)
+    sel = TournamentSelection(3)
+    picks = [i for _ in range(2000) for i in sel.pick(list(range(10)), 1, rng)]
+    counts = np.bincount(picks, minlength=10)
+    assert counts[0] > counts[4] > counts[8]
+    assert counts[8] == counts[9] == 0  # the two worst can never win a 3-way tournament
