@@ -32,6 +32,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 import threading
 from typing import Any
 
@@ -145,12 +146,21 @@ def parents(trial: optuna.Trial | FrozenTrial, study: Study | None = None) -> li
 
 
 @dataclass
-class _Plan:
-    """What one trial inherits: its lineage, its parents and its own random stream."""
+class Plan:
+    """What one trial inherits, decided once in ``before_trial``.
+
+    Attributes:
+        lineage: Generation, role and parents (also in storage).
+        parents: The parent trials, primary parent first.
+        rng: The trial's own random stream.
+        extras: Sampler-specific decisions (e.g. MAGE's architecture), stored as trial
+            system attrs by :meth:`PopulationSampler.annotate`'s keys.
+    """
 
     lineage: Lineage
     parents: list[FrozenTrial]
     rng: np.random.RandomState
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class PopulationSampler(BaseGASampler, abc.ABC):
@@ -172,6 +182,9 @@ class PopulationSampler(BaseGASampler, abc.ABC):
             optuna-dashboard shows them.
     """
 
+    EXTRA_KEYS: tuple[str, ...] = ()
+    """System-attr keys that :meth:`annotate` writes."""
+
     def __init__(
         self, population_size: int, seed: int | None = None, mirror_user_attrs: bool = True
     ) -> None:
@@ -181,7 +194,9 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         self._rng = LazyRandomState(seed)
         self._base_seed: int | None = None
         self._mirror_user_attrs = mirror_user_attrs
-        self._plans: dict[int, _Plan] = {}
+        self._plans: dict[int, Plan] = {}
+        # Keys annotate() may write; subclasses list theirs so plans can be rebuilt anywhere.
+        self._extra_keys: set[str] = set(self.EXTRA_KEYS)
         self._lock = threading.RLock()
 
     # -- hooks for subclasses -------------------------------------------------------------
@@ -198,14 +213,22 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         """Choose the role and parents of the ``slot``-th trial of ``generation`` (>= 1)."""
 
     @abc.abstractmethod
-    def vary_param(
-        self,
-        role: str,
-        distribution: BaseDistribution,
-        values: Sequence[Any],
-        rng: np.random.RandomState,
-    ) -> Any:
+    def vary_param(self, plan: Plan, distribution: BaseDistribution, values: Sequence[Any]) -> Any:
         """Turn the parents' values of one parameter (at least one) into the child's value."""
+
+    def annotate(
+        self,
+        study: Study,
+        lineage: Lineage,
+        parents: list[FrozenTrial],
+        rng: np.random.RandomState,
+    ) -> dict[str, Any]:
+        """Return extra per-trial decisions to store as trial system attrs (none by default).
+
+        Keys should start with ``optuna_evo:``; values must be JSON-serialisable. They are read
+        back into :attr:`Plan.extras` by any worker that handles the trial.
+        """
+        return {}
 
     # -- BaseSampler ----------------------------------------------------------------------
 
@@ -245,7 +268,7 @@ class PopulationSampler(BaseGASampler, abc.ABC):
                 if param_name in p.params and contains(param_distribution, p.params[param_name])
             ]
             if values:
-                value = self.vary_param(plan.lineage.role, param_distribution, values, plan.rng)
+                value = self.vary_param(plan, param_distribution, values)
             else:
                 value = sample_uniform(param_distribution, plan.rng)
         assert contains(param_distribution, value), (param_name, value)
@@ -321,14 +344,14 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         generation = newest if finished.get(newest, 0) < self._population_size else newest + 1
         return generation, assigned.get(generation, 0)
 
-    def _plan(self, study: Study, trial: FrozenTrial) -> _Plan:
+    def _plan(self, study: Study, trial: FrozenTrial) -> Plan:
         with self._lock:
             plan = self._plans.get(trial._trial_id)
             if plan is None:
                 plan = self._plans[trial._trial_id] = self._make_plan(study, trial)
             return plan
 
-    def _make_plan(self, study: Study, trial: FrozenTrial) -> _Plan:
+    def _make_plan(self, study: Study, trial: FrozenTrial) -> Plan:
         self._check_single_objective(study)
         storage = study._storage
         attrs = storage.get_trial_system_attrs(trial._trial_id)
@@ -336,7 +359,8 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         stored = attrs.get(LINEAGE_KEY)
         if stored is not None:  # assigned earlier, possibly by another worker
             info = Lineage.from_dict(stored)
-            return _Plan(info, [storage.get_trial(i) for i in info.parent_ids], rng)
+            extras = {k: v for k, v in attrs.items() if k in self._extra_keys}
+            return Plan(info, [storage.get_trial(i) for i in info.parent_ids], rng, extras)
 
         generation, slot = self._generation_and_slot(study)
         chosen: list[FrozenTrial] = []
@@ -356,8 +380,12 @@ class PopulationSampler(BaseGASampler, abc.ABC):
             parent_ids=tuple(p._trial_id for p in chosen),
             parent_numbers=tuple(p.number for p in chosen),
         )
+        extras = self.annotate(study, info, chosen, rng)
+        self._extra_keys.update(extras)
         storage.set_trial_system_attr(trial._trial_id, self._get_generation_key(), generation)
         storage.set_trial_system_attr(trial._trial_id, LINEAGE_KEY, info.to_dict())
+        for key, value in extras.items():
+            storage.set_trial_system_attr(trial._trial_id, key, value)
         if self._mirror_user_attrs:
             for name, value in (
                 ("generation", generation),
@@ -365,4 +393,4 @@ class PopulationSampler(BaseGASampler, abc.ABC):
                 ("parents", list(info.parent_numbers)),
             ):
                 storage.set_trial_user_attr(trial._trial_id, USER_ATTR_PREFIX + name, value)
-        return _Plan(info, chosen, rng)
+        return Plan(info, chosen, rng, extras)

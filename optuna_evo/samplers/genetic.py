@@ -18,6 +18,7 @@ from optuna_evo.operators.mutation import make_mutation
 from optuna_evo.operators.selection import BaseSelection
 from optuna_evo.operators.selection import make_selection
 from optuna_evo.operators.selection import rank_trials
+from optuna_evo.samplers._population import Plan
 from optuna_evo.samplers._population import PopulationSampler
 
 
@@ -152,14 +153,9 @@ class GeneticSampler(PopulationSampler):
             return "child", mates
         return "mutant", mates[:1]
 
-    def vary_param(
-        self,
-        role: str,
-        distribution: BaseDistribution,
-        values: Sequence[Any],
-        rng: np.random.RandomState,
-    ) -> Any:
+    def vary_param(self, plan: Plan, distribution: BaseDistribution, values: Sequence[Any]) -> Any:
         """Elites copy; children cross over; children and mutants then mutate."""
+        role, rng = plan.lineage.role, plan.rng
         if role == "elite":
             return values[0]
         value = self._crossover(distribution, values, rng) if role == "child" else values[0]
