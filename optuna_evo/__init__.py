@@ -1,13 +1,32 @@
 """optuna-evo: evolutionary search for Optuna.
 
-Public names: the samplers, and the helpers that read a trial's lineage from storage.
+Public names: the samplers, the architecture helpers, and the helpers that read a trial's
+lineage from storage.
 """
 
+from optuna_evo.architecture import Architecture
+from optuna_evo.architecture import ArchitectureSpace
+from optuna_evo.architecture import suggest_architecture
+from optuna_evo.history import execution_details
+from optuna_evo.history import export_csv
 from optuna_evo.samplers import GeneticSampler
 from optuna_evo.samplers import Lineage
+from optuna_evo.samplers import MAGESampler
 from optuna_evo.samplers._population import lineage
 from optuna_evo.samplers._population import parents
 
 __version__ = "0.1.0"
 
-__all__ = ["GeneticSampler", "Lineage", "__version__", "lineage", "parents"]
+__all__ = [
+    "Architecture",
+    "ArchitectureSpace",
+    "GeneticSampler",
+    "Lineage",
+    "MAGESampler",
+    "__version__",
+    "execution_details",
+    "export_csv",
+    "lineage",
+    "parents",
+    "suggest_architecture",
+]

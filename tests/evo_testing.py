@@ -25,8 +25,7 @@ def storage_for(kind: str, tmp_path: Path) -> tuple[str, optuna.storages.BaseSto
     elif kind == "journal":
         path = str(tmp_path / "journal.log")
         expr = (
-            "optuna.storages.JournalStorage("
-            f"optuna.storages.journal.JournalFileBackend({path!r}))"
+            f"optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend({path!r}))"
         )
     else:
         raise ValueError(kind)

@@ -24,7 +24,6 @@ import pytest
 import optuna_evo
 from optuna_evo import GeneticSampler
 
-
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -221,9 +220,7 @@ def test_enqueued_trials_join_generation_zero() -> None:
         info = optuna_evo.lineage(t, study)
         assert (info.generation, info.role) == (0, "enqueued")
     # The best enqueued trial (0.125 is the best of generation 0 or near it) can be a parent.
-    parent_numbers = {
-        n for t in study.trials for n in optuna_evo.lineage(t, study).parent_numbers
-    }
+    parent_numbers = {n for t in study.trials for n in optuna_evo.lineage(t, study).parent_numbers}
     assert parent_numbers & {0, 1}
 
 
@@ -280,7 +277,9 @@ def test_bad_arguments(kwargs: dict, argument: str) -> None:
 
 def test_tournament_selection_runs() -> None:
     study = optuna.create_study(
-        sampler=GeneticSampler(population_size=6, selection="tournament", tournament_size=3, seed=0)
+        sampler=GeneticSampler(
+            population_size=6, selection="tournament", tournament_size=3, seed=0
+        )
     )
     study.optimize(_mixed_objective, n_trials=30)
     assert_consistent_lineage(study, min_generations=4)

@@ -15,17 +15,16 @@ import pytest
 
 from optuna_evo.operators import BlendCrossover
 from optuna_evo.operators import GaussianMutation
-from optuna_evo.operators import rank_trials
 from optuna_evo.operators import ResetMutation
-from optuna_evo.operators import select_elites
 from optuna_evo.operators import TournamentSelection
 from optuna_evo.operators import TruncationSelection
 from optuna_evo.operators import UniformCrossover
+from optuna_evo.operators import rank_trials
+from optuna_evo.operators import select_elites
 from optuna_evo.operators._space import contains
 from optuna_evo.operators._space import from_internal
 from optuna_evo.operators._space import sample_uniform
 from optuna_evo.operators._space import to_internal
-
 
 DISTRIBUTIONS = [
     FloatDistribution(-1.0, 1.0),

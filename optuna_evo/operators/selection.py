@@ -12,6 +12,7 @@ A selection operator answers two questions for a GA:
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from collections.abc import Sequence
 import math
 
@@ -30,10 +31,15 @@ def _pruned_key(trial: FrozenTrial, sign: float) -> tuple[float, float]:
     return (-float(step), sign * value if math.isfinite(value) else math.inf)
 
 
-def rank_trials(trials: Sequence[FrozenTrial], direction: StudyDirection) -> list[FrozenTrial]:
+def rank_trials(
+    trials: Sequence[FrozenTrial],
+    direction: StudyDirection,
+    fitness: Callable[[FrozenTrial], float] | None = None,
+) -> list[FrozenTrial]:
     """Rank finished trials best-first.
 
-    COMPLETE trials come first, ordered by value in the study's direction; PRUNED trials
+    COMPLETE trials come first, ordered by value (or ``fitness``) in the study's direction;
+    PRUNED trials
     follow (those that reached a later step first, then by their last intermediate value).
     Trials in any other state, and COMPLETE trials whose value is NaN, are dropped: they must
     never become parents. Ties keep trial order, so ranking is deterministic.
@@ -41,6 +47,8 @@ def rank_trials(trials: Sequence[FrozenTrial], direction: StudyDirection) -> lis
     Args:
         trials: Candidate trials.
         direction: The study's (single) optimization direction.
+        fitness: Score of a COMPLETE trial to rank by instead of its value (e.g. a
+            complexity-penalised value); better in the same direction as the value.
 
     Returns:
         A new list of trials, best first.
@@ -52,7 +60,8 @@ def rank_trials(trials: Sequence[FrozenTrial], direction: StudyDirection) -> lis
         if t.state == TrialState.COMPLETE and t.value is not None and not math.isnan(t.value)
     ]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
-    complete.sort(key=lambda t: (sign * t.value, t.number))  # type: ignore[operator]
+    score = fitness or (lambda t: t.value)
+    complete.sort(key=lambda t: (sign * score(t), t.number))
     pruned.sort(key=lambda t: (*_pruned_key(t, sign), t.number))
     return complete + pruned
 

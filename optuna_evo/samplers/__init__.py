@@ -3,5 +3,6 @@
 from optuna_evo.samplers._population import Lineage
 from optuna_evo.samplers._population import PopulationSampler
 from optuna_evo.samplers.genetic import GeneticSampler
+from optuna_evo.samplers.mage import MAGESampler
 
-__all__ = ["GeneticSampler", "Lineage", "PopulationSampler"]
+__all__ = ["GeneticSampler", "Lineage", "MAGESampler", "PopulationSampler"]

@@ -219,11 +219,15 @@ class PopulationSampler(BaseGASampler, abc.ABC):
     def annotate(
         self,
         study: Study,
-        lineage: Lineage,
+        info: Lineage,
         parents: list[FrozenTrial],
+        parent_population: list[FrozenTrial],
         rng: np.random.RandomState,
     ) -> dict[str, Any]:
         """Return extra per-trial decisions to store as trial system attrs (none by default).
+
+        ``parents`` are the trial's own parents, ``parent_population`` its generation's
+        (empty in generation 0).
 
         Keys should start with ``optuna_evo:``; values must be JSON-serialisable. They are read
         back into :attr:`Plan.extras` by any worker that handles the trial.
@@ -364,6 +368,7 @@ class PopulationSampler(BaseGASampler, abc.ABC):
 
         generation, slot = self._generation_and_slot(study)
         chosen: list[FrozenTrial] = []
+        parent_population: list[FrozenTrial] = []
         if "fixed_params" in attrs:
             role = "enqueued"
         elif generation == 0:
@@ -380,7 +385,7 @@ class PopulationSampler(BaseGASampler, abc.ABC):
             parent_ids=tuple(p._trial_id for p in chosen),
             parent_numbers=tuple(p.number for p in chosen),
         )
-        extras = self.annotate(study, info, chosen, rng)
+        extras = self.annotate(study, info, chosen, parent_population, rng)
         self._extra_keys.update(extras)
         storage.set_trial_system_attr(trial._trial_id, self._get_generation_key(), generation)
         storage.set_trial_system_attr(trial._trial_id, LINEAGE_KEY, info.to_dict())

@@ -1,0 +1,445 @@
+"""Architecture specifications for fully connected networks.
+
+An :class:`Architecture` is a small, pure-Python description of a multilayer perceptron: the
+layer widths, one activation per hidden layer, a dropout rate and optional skip connections.
+It is what the architecture helpers produce from a trial and what
+:class:`optuna_evo.objectives.MLP` builds a network from. It imports no deep-learning library,
+so samplers and operators can create, compare and mutate architectures cheaply.
+
+Hidden layers are numbered ``0 .. n_hidden - 1``; "block" ``k`` maps ``widths[k]`` to
+``widths[k + 1]`` and, for ``k < n_hidden``, is followed by its activation (and dropout). Block
+``n_hidden`` is the linear output layer. A skip edge ``(i, j)`` adds the output of hidden layer
+``i`` to the input of block ``j``; ``j = i + 2`` is the usual residual connection around one
+block, and ``j = n_hidden`` feeds the output layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+import dataclasses
+from dataclasses import dataclass
+from dataclasses import field
+import math
+from typing import Any
+
+ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "gelu", "sigmoid", "silu", "leaky_relu")
+"""Activation names an :class:`Architecture` may use."""
+
+_FIELDS = ("widths", "activations", "dropout", "skips")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Specification of a multilayer perceptron.
+
+    Instances are immutable (assigning an attribute raises
+    :class:`dataclasses.FrozenInstanceError`); the list fields are private copies, so build a
+    changed architecture with :meth:`replace` instead of mutating them. Architectures compare
+    and hash by value, which makes them usable as dictionary keys (e.g. to detect duplicates).
+
+    Args:
+        widths:
+            Layer widths ``[n_inputs, hidden_1, ..., hidden_k, n_outputs]``; at least two
+            entries, each a positive integer.
+        activations:
+            One name from :data:`ACTIVATIONS` per hidden layer (``len(widths) - 2`` entries).
+            A single string is broadcast to every hidden layer.
+        dropout:
+            Dropout probability after every hidden activation, in ``[0, 1)``.
+        skips:
+            Skip edges ``(i, j)`` between hidden layers: the output of hidden layer ``i`` is
+            added to the input of block ``j``. Requires ``0 <= i`` and
+            ``i + 2 <= j <= n_hidden``; no duplicates. Stored sorted.
+
+    Raises:
+        ValueError: If an argument is out of its allowed range; the message names it.
+
+    Example:
+        .. code-block:: python
+
+            arch = Architecture(widths=[784, 256, 256, 10], activations="relu", skips=[(0, 2)])
+            assert Architecture.from_dict(arch.to_dict()) == arch
+    """
+
+    widths: list[int]
+    activations: list[str] = field(default_factory=list)
+    dropout: float = 0.0
+    skips: list[tuple[int, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        widths = _validate_widths(self.widths)
+        n_hidden = len(widths) - 2
+        activations = _validate_activations(self.activations, n_hidden)
+        dropout = _validate_dropout(self.dropout)
+        skips = _validate_skips(self.skips, n_hidden)
+        # Frozen dataclass: normalised private copies are installed through object.__setattr__.
+        object.__setattr__(self, "widths", widths)
+        object.__setattr__(self, "activations", activations)
+        object.__setattr__(self, "dropout", dropout)
+        object.__setattr__(self, "skips", skips)
+
+    def __hash__(self) -> int:
+        return hash((tuple(self.widths), tuple(self.activations), self.dropout, tuple(self.skips)))
+
+    @property
+    def n_hidden(self) -> int:
+        """Number of hidden layers (``len(widths) - 2``)."""
+        return len(self.widths) - 2
+
+    @property
+    def n_inputs(self) -> int:
+        """Input width (``widths[0]``)."""
+        return self.widths[0]
+
+    @property
+    def n_outputs(self) -> int:
+        """Output width (``widths[-1]``)."""
+        return self.widths[-1]
+
+    def replace(self, **changes: Any) -> Architecture:
+        """Return a validated copy with some fields changed.
+
+        Args:
+            changes: New values for any of ``widths``, ``activations``, ``dropout``, ``skips``.
+
+        Returns:
+            A new :class:`Architecture`.
+        """
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dictionary (lists only, no tuples).
+
+        Returns:
+            ``{"widths": [...], "activations": [...], "dropout": float, "skips": [[i, j], ...]}``.
+        """
+        return {
+            "widths": list(self.widths),
+            "activations": list(self.activations),
+            "dropout": self.dropout,
+            "skips": [[i, j] for i, j in self.skips],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
+        """Build an architecture from :meth:`to_dict` output (e.g. after a JSON round trip).
+
+        Args:
+            data: Mapping with ``widths`` and optionally ``activations``, ``dropout``, ``skips``.
+
+        Returns:
+            The validated :class:`Architecture`.
+
+        Raises:
+            ValueError: If keys are missing or unknown, or a value is invalid.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"data must be a mapping, got {type(data).__name__}.")
+        unknown = sorted(set(data) - set(_FIELDS))
+        if unknown:
+            raise ValueError(f"data has unknown keys {unknown}; allowed keys are {list(_FIELDS)}.")
+        if "widths" not in data:
+            raise ValueError("data must contain 'widths'.")
+        skips_raw = data.get("skips", [])
+        if not isinstance(skips_raw, Sequence) or isinstance(skips_raw, str):
+            raise ValueError(f"skips must be a list of [i, j] pairs, got {skips_raw!r}.")
+        skips = [_as_pair(edge) for edge in skips_raw]
+        return cls(
+            widths=list(data["widths"]),
+            activations=data.get("activations", []),
+            dropout=data.get("dropout", 0.0),
+            skips=skips,
+        )
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass but never a meaningful width or index.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _as_pair(edge: Any) -> tuple[int, int]:
+    if isinstance(edge, str) or not isinstance(edge, Sequence) or len(edge) != 2:
+        raise ValueError(f"skips entries must be pairs (i, j) of ints, got {edge!r}.")
+    return (edge[0], edge[1])
+
+
+def _validate_widths(widths: Any) -> list[int]:
+    if isinstance(widths, str) or not isinstance(widths, Sequence):
+        raise ValueError(f"widths must be a list of positive ints, got {widths!r}.")
+    out = list(widths)
+    if len(out) < 2:
+        raise ValueError(
+            f"widths must have at least 2 entries (inputs and outputs), got {len(out)}."
+        )
+    for k, w in enumerate(out):
+        if not _is_int(w) or w < 1:
+            raise ValueError(f"widths[{k}] must be an int >= 1, got {w!r}.")
+    return out
+
+
+def _validate_activations(activations: Any, n_hidden: int) -> list[str]:
+    if isinstance(activations, str):
+        activations = [activations] * n_hidden
+    if not isinstance(activations, Sequence):
+        raise ValueError(f"activations must be a list of names, got {activations!r}.")
+    out = list(activations)
+    if len(out) != n_hidden:
+        raise ValueError(
+            f"activations must have one entry per hidden layer ({n_hidden}), got {len(out)}."
+        )
+    for k, name in enumerate(out):
+        if name not in ACTIVATIONS:
+            raise ValueError(f"activations[{k}] must be one of {ACTIVATIONS}, got {name!r}.")
+    return out
+
+
+def _validate_dropout(dropout: Any) -> float:
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+        raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+    return float(dropout)
+
+
+def _validate_skips(skips: Any, n_hidden: int) -> list[tuple[int, int]]:
+    if isinstance(skips, str) or not isinstance(skips, Sequence):
+        raise ValueError(f"skips must be a list of (i, j) pairs, got {skips!r}.")
+    out: list[tuple[int, int]] = []
+    for edge in skips:
+        i, j = _as_pair(edge)
+        if not (_is_int(i) and _is_int(j)):
+            raise ValueError(f"skips entries must be pairs of ints, got {edge!r}.")
+        if not (0 <= i and i + 2 <= j <= n_hidden):
+            raise ValueError(
+                f"skip edge ({i}, {j}) is out of range: need 0 <= i and i + 2 <= j <= n_hidden "
+                f"(n_hidden={n_hidden})."
+            )
+        if (i, j) in out:
+            raise ValueError(f"skips contains the edge ({i}, {j}) twice.")
+        out.append((i, j))
+    return sorted(out)
+
+
+ARCHITECTURE_KEY = "optuna_evo:architecture"
+"""Trial system attr holding the architecture a sampler planned for a trial (``to_dict``)."""
+
+N_HIDDEN_PARAM = "arch_n_hidden"
+WIDTH_PARAM = "arch_width_{}"
+ACTIVATION_PARAM = "arch_activation"
+MUTATIONS = ("add_layer", "remove_layer", "change_width", "change_activation")
+_SPACE_KEYS = ("layers", "activations", "min_layers", "max_layers", "min_width", "max_width")
+
+
+@dataclass(frozen=True)
+class ArchitectureSpace:
+    """The architectures an evolutionary search may visit, and how they mutate.
+
+    Built from a search-space mapping with :meth:`from_dict`:
+    ``{"layers": [[784, 128, 10], [784, 256, 128, 10]], "activations": ["relu", "tanh"]}``
+    plus optional bounds. Every entry of ``layers`` must share the input and output widths.
+    Default bounds: ``min_layers`` = 1, ``max_layers`` = the deepest entry's hidden layers + 2,
+    ``min_width`` = half the narrowest hidden width (at least 1), ``max_width`` = twice the
+    widest hidden width. Mutations never leave these bounds.
+
+    As trial parameters an architecture is ``arch_n_hidden`` (int), ``arch_width_0`` ..
+    ``arch_width_{n-1}`` (log-int in [min_width, max_width]) and ``arch_activation``
+    (categorical), so it shows in optuna-dashboard and any Optuna sampler can search it.
+
+    Args:
+        layers: Initial architectures as width lists ``[n_inputs, hidden..., n_outputs]``.
+        activations: Allowed activation names (from :data:`ACTIVATIONS`).
+        min_layers: Fewest hidden layers, >= 0.
+        max_layers: Most hidden layers, >= min_layers.
+        min_width: Narrowest hidden layer, >= 1.
+        max_width: Widest hidden layer, >= min_width.
+    """
+
+    layers: tuple[tuple[int, ...], ...]
+    activations: tuple[str, ...]
+    min_layers: int
+    max_layers: int
+    min_width: int
+    max_width: int
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.min_layers <= self.max_layers):
+            raise ValueError(
+                f"min_layers/max_layers must satisfy 0 <= min_layers <= max_layers, got "
+                f"{self.min_layers}/{self.max_layers}."
+            )
+        if not (1 <= self.min_width <= self.max_width):
+            raise ValueError(
+                f"min_width/max_width must satisfy 1 <= min_width <= max_width, got "
+                f"{self.min_width}/{self.max_width}."
+            )
+        for entry in self.layers:
+            hidden = entry[1:-1]
+            if not (self.min_layers <= len(hidden) <= self.max_layers) or any(
+                not (self.min_width <= w <= self.max_width) for w in hidden
+            ):
+                raise ValueError(f"layers entry {list(entry)} lies outside the bounds {self}.")
+
+    @classmethod
+    def from_dict(cls, space: Mapping[str, Any]) -> ArchitectureSpace:
+        """Build and validate a space from ``{"layers": ..., "activations": ..., bounds}``."""
+        if not isinstance(space, Mapping):
+            raise ValueError(f"search_space must be a mapping, got {type(space).__name__}.")
+        unknown = sorted(set(space) - set(_SPACE_KEYS))
+        if unknown:
+            raise ValueError(f"search_space has unknown keys {unknown}; allowed: {_SPACE_KEYS}.")
+        layers = space.get("layers")
+        if not isinstance(layers, Sequence) or len(layers) == 0:
+            raise ValueError("search_space['layers'] must be a non-empty list of width lists.")
+        entries = tuple(tuple(_validate_widths(entry)) for entry in layers)
+        if len({(e[0], e[-1]) for e in entries}) != 1:
+            raise ValueError("all search_space['layers'] entries must share input/output widths.")
+        activations = space.get("activations", ["relu"])
+        if (
+            isinstance(activations, str)
+            or not isinstance(activations, Sequence)
+            or not activations
+        ):
+            raise ValueError("search_space['activations'] must be a non-empty list of names.")
+        for name in activations:
+            if name not in ACTIVATIONS:
+                raise ValueError(
+                    f"search_space['activations'] entries must be in {ACTIVATIONS}, got {name!r}."
+                )
+        hidden = [w for e in entries for w in e[1:-1]] or [max(entries[0][-1], 1)]
+        return cls(
+            layers=entries,
+            activations=tuple(dict.fromkeys(activations)),
+            min_layers=int(space.get("min_layers", min(1, *(len(e) - 2 for e in entries)))),
+            max_layers=int(space.get("max_layers", max(len(e) - 2 for e in entries) + 2)),
+            min_width=int(space.get("min_width", max(1, min(hidden) // 2))),
+            max_width=int(space.get("max_width", 2 * max(hidden))),
+        )
+
+    @property
+    def n_inputs(self) -> int:
+        """Input width shared by every architecture."""
+        return self.layers[0][0]
+
+    @property
+    def n_outputs(self) -> int:
+        """Output width shared by every architecture."""
+        return self.layers[0][-1]
+
+    def fixed(self) -> Architecture:
+        """The single-mode architecture: the first ``layers`` entry, first activation."""
+        return Architecture(list(self.layers[0]), self.activations[0])
+
+    def sample(self, rng: Any) -> Architecture:
+        """Draw an initial architecture uniformly from ``layers`` × ``activations``."""
+        widths = self.layers[int(rng.randint(len(self.layers)))]
+        return Architecture(
+            list(widths), self.activations[int(rng.randint(len(self.activations)))]
+        )
+
+    def mutate(self, arch: Architecture, rng: Any) -> tuple[Architecture, str]:
+        """Apply one random mutation allowed by the bounds.
+
+        Returns:
+            The mutated architecture and the mutation's name (one of :data:`MUTATIONS`, or
+            ``"none"`` when the bounds allow none).
+        """
+        hidden = list(arch.widths[1:-1])
+        n = len(hidden)
+        ops = []
+        if n < self.max_layers:
+            ops.append("add_layer")
+        if n > self.min_layers:
+            ops.append("remove_layer")
+        if n > 0 and self.min_width < self.max_width:
+            ops.append("change_width")
+        if n > 0 and len(self.activations) > 1:
+            ops.append("change_activation")
+        if not ops:
+            return arch, "none"
+        op = ops[int(rng.randint(len(ops)))]
+        activation = arch.activations[0] if arch.activations else self.activations[0]
+        skips = list(arch.skips)
+        if op == "add_layer":
+            pos = int(rng.randint(n + 1))
+            width = hidden[min(pos, n - 1)] if n else self._clamp(self.n_outputs * 4)
+            hidden.insert(pos, width)
+            skips = _shift_skips(skips, pos, +1, n + 1)
+        elif op == "remove_layer":
+            pos = int(rng.randint(n))
+            del hidden[pos]
+            skips = _shift_skips(skips, pos, -1, n - 1)
+        elif op == "change_width":
+            k = int(rng.randint(n))
+            old = hidden[k]
+            new = self._clamp(round(old * math.exp(rng.normal(0.0, 0.5))))
+            if new == old:  # always change something
+                new = self._clamp(old + 1) if old < self.max_width else old - 1
+            hidden[k] = new
+        else:
+            others = [a for a in self.activations if a != activation]
+            activation = others[int(rng.randint(len(others)))]
+        widths = [arch.n_inputs, *hidden, arch.n_outputs]
+        return arch.replace(widths=widths, activations=[activation] * len(hidden), skips=skips), op
+
+    def _clamp(self, width: int) -> int:
+        return int(min(max(width, self.min_width), self.max_width))
+
+    def is_param(self, name: str) -> bool:
+        """Whether ``name`` is one of the architecture's trial parameters."""
+        return name in (N_HIDDEN_PARAM, ACTIVATION_PARAM) or (
+            name.startswith("arch_width_") and name[len("arch_width_") :].isdigit()
+        )
+
+    def param_value(self, arch: Architecture, name: str) -> Any:
+        """The value ``arch`` gives the trial parameter ``name`` (None if it has none)."""
+        if name == N_HIDDEN_PARAM:
+            return arch.n_hidden
+        if name == ACTIVATION_PARAM:
+            return arch.activations[0] if arch.activations else self.activations[0]
+        k = int(name[len("arch_width_") :])
+        return arch.widths[1 + k] if k < arch.n_hidden else None
+
+    def suggest(self, trial: Any) -> Architecture:
+        """Suggest an architecture as trial parameters (see the class docstring)."""
+        n = trial.suggest_int(N_HIDDEN_PARAM, self.min_layers, self.max_layers)
+        widths = [
+            trial.suggest_int(WIDTH_PARAM.format(k), self.min_width, self.max_width, log=True)
+            for k in range(n)
+        ]
+        activation = trial.suggest_categorical(ACTIVATION_PARAM, list(self.activations))
+        return Architecture([self.n_inputs, *widths, self.n_outputs], [activation] * n)
+
+
+def _shift_skips(
+    skips: list[tuple[int, int]], pos: int, delta: int, n_hidden: int
+) -> list[tuple[int, int]]:
+    # Re-index skip edges after inserting (+1) or deleting (-1) hidden layer ``pos``; edges
+    # that touch a deleted layer or become invalid are dropped.
+    out = []
+    for i, j in skips:
+        if delta < 0 and i == pos:
+            continue
+        i2 = i + delta if i >= pos else i
+        j2 = j + delta if j > pos else j
+        if 0 <= i2 and i2 + 2 <= j2 <= n_hidden:
+            out.append((i2, j2))
+    return out
+
+
+def suggest_architecture(trial: Any, search_space: Mapping[str, Any]) -> Architecture:
+    """Suggest an MLP architecture from ``search_space`` in a define-by-run objective.
+
+    With :class:`~optuna_evo.MAGESampler` the values are the agent's planned architecture
+    (fixed in single mode; drawn from ``layers`` × ``activations`` in generation 0 and
+    inherited + mutated afterwards in multi mode); with any other sampler they are searched as
+    ordinary parameters within the bounds of :class:`ArchitectureSpace`.
+
+    Args:
+        trial: The trial.
+        search_space: ``{"layers": [...], "activations": [...]}`` plus optional bounds.
+
+    Returns:
+        The :class:`Architecture` (its params are visible in optuna-dashboard).
+    """
+    return ArchitectureSpace.from_dict(search_space).suggest(trial)

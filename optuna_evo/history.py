@@ -1,0 +1,93 @@
+"""The evolution log: one row per trial with its lineage, like the MAGE paper's CSV."""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Any
+
+import optuna
+
+from optuna_evo.architecture import ACTIVATION_PARAM
+from optuna_evo.architecture import ARCHITECTURE_KEY
+from optuna_evo.samplers._population import LINEAGE_KEY
+
+COLUMNS = (
+    "generation",
+    "agent",
+    "trial",
+    "role",
+    "parents",
+    "state",
+    "val_loss",
+    "n_params",
+    "architecture",
+    "activation",
+    "lr",
+    "batch",
+)
+"""Fixed leading columns of :func:`execution_details`; every other param follows as a column."""
+
+
+def execution_details(study: optuna.Study) -> list[dict[str, Any]]:
+    """Return the study's evolution log, one row per trial, ordered by generation and agent.
+
+    Columns: :data:`COLUMNS` — ``agent`` is the trial's index within its generation,
+    ``val_loss`` the objective value, ``architecture`` the hidden-layer widths joined by
+    ``-`` (e.g. ``784-128-10``) when the trial had one — followed by every other parameter.
+    Trials that no optuna-evo sampler handled get an empty generation.
+
+    Args:
+        study: The study to read.
+
+    Returns:
+        A list of dictionaries with the same keys.
+    """
+    trials = study.get_trials(deepcopy=False)
+    param_names = sorted(
+        {n for t in trials for n in t.params if not n.startswith("arch_")}
+        - {"lr", "batch_size", "batch"}
+    )
+    rows = []
+    for t in trials:
+        lineage = t.system_attrs.get(LINEAGE_KEY) or {}
+        arch = t.system_attrs.get(ARCHITECTURE_KEY)
+        activation = t.params.get(ACTIVATION_PARAM)
+        if arch is not None:
+            architecture = "-".join(str(w) for w in arch["widths"])
+            activation = activation or (arch["activations"] or [None])[0]
+        else:
+            architecture = ""
+        row: dict[str, Any] = {
+            "generation": lineage.get("generation", ""),
+            "agent": 0,
+            "trial": t.number,
+            "role": lineage.get("role", ""),
+            "parents": " ".join(str(n) for n in lineage.get("parent_numbers", [])),
+            "state": t.state.name,
+            "val_loss": t.value if t.values is not None and len(t.values) == 1 else "",
+            "n_params": t.user_attrs.get("n_params", ""),
+            "architecture": architecture,
+            "activation": activation or "",
+            "lr": t.params.get("lr", ""),
+            "batch": t.params.get("batch_size", t.params.get("batch", "")),
+        }
+        row.update({name: t.params.get(name, "") for name in param_names})
+        rows.append(row)
+    rows.sort(key=lambda r: (r["generation"] == "", r["generation"] or 0, r["trial"]))
+    counts: dict[Any, int] = {}
+    for row in rows:
+        row["agent"] = counts.get(row["generation"], 0)
+        counts[row["generation"]] = row["agent"] + 1
+    return rows
+
+
+def export_csv(study: optuna.Study, path: str | os.PathLike[str]) -> int:
+    """Write :func:`execution_details` to ``path`` as CSV; return the number of rows."""
+    rows = execution_details(study)
+    fields = list(COLUMNS) + [k for k in (rows[0] if rows else {}) if k not in COLUMNS]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)

@@ -1,0 +1,244 @@
+"""MAGESampler: agents that evolve architecture, hyperparameters and weights together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+import math
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution
+from optuna.study import Study
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+
+from optuna_evo._experimental import experimental_class
+from optuna_evo.architecture import ARCHITECTURE_KEY
+from optuna_evo.architecture import Architecture
+from optuna_evo.architecture import ArchitectureSpace
+from optuna_evo.operators.mutation import GaussianMutation
+from optuna_evo.operators.selection import TournamentSelection
+from optuna_evo.operators.selection import rank_trials
+from optuna_evo.samplers._population import Lineage
+from optuna_evo.samplers._population import Plan
+from optuna_evo.samplers._population import PopulationSampler
+
+MUTATION_PROB_KEY = "optuna_evo:mutation_prob"
+WEIGHT_NOISE_KEY = "optuna_evo:weight_noise"
+ARCH_MUTATION_KEY = "optuna_evo:arch_mutation"
+MODES = ("single", "multi")
+
+
+@experimental_class("0.1.0")
+class MAGESampler(PopulationSampler):
+    """A population of agents evolving architecture, hyperparameters and weights together.
+
+    One generation is one MAGE "master epoch" and each trial is one agent's local training
+    for it. Generation 0 samples agents at random. Afterwards the ``n_elites`` fittest agents
+    go on unmutated (role ``elite``, same params and architecture, parent link to
+    themselves' previous trial) and every other agent is a copy of a parent chosen by a
+    tournament on fitness, then mutated (role ``mutant``). Children continue training from
+    their parent's weights when the objective calls :func:`optuna_evo.checkpoint.load_parent`
+    (it adds ``weight_noise`` to a mutant's inherited weights; elites get none).
+
+    Rank-scaled mutation: a child of the parent ranked ``r`` (0 = fittest) out of ``n``
+    mutates each hyperparameter with probability
+    ``mutation_prob * (best + (worst - best) * r / (n - 1))`` where
+    ``rank_factor = (worst, best)``; stronger agents mutate less. Numeric hyperparameters get
+    Gaussian noise (``mutation_sigma`` of their range, in log space for log params);
+    categorical ones are redrawn.
+
+    Architectures (see :func:`optuna_evo.suggest_architecture`): in ``"single"`` mode every
+    agent uses ``search_space["layers"][0]`` with ``search_space["activations"][0]``; in
+    ``"multi"`` mode generation 0 draws from ``layers`` × ``activations`` and a mutant's
+    architecture mutates with the same rank-scaled probability by one of: add a layer, remove
+    a layer, change a width, change the activation, within the bounds of
+    :class:`~optuna_evo.architecture.ArchitectureSpace`.
+
+    Fitness = objective value + λ · complexity for minimisation (− for maximisation), where
+    λ = ``complexity_weight`` and complexity = ``complexity_fn(trial)`` (default: the
+    ``n_params`` user attr the objective module sets) divided by the largest complexity among
+    the agents being ranked, so it lies in [0, 1].
+
+    Args:
+        search_mode: ``"single"`` (fixed architecture) or ``"multi"``.
+        search_space: ``{"layers": [[784, 128, 10], ...], "activations": ["relu", ...]}`` and
+            optional bounds (see :class:`~optuna_evo.architecture.ArchitectureSpace`). May be
+            ``None`` when the objective evolves hyperparameters only.
+        population_size: Agents per generation, >= 2.
+        n_elites: Agents carried over unmutated, 0..population_size-1.
+        mutation_prob: Base mutation probability per hyperparameter, in [0, 1].
+        rank_factor: ``(worst, best)`` multipliers of ``mutation_prob``, each in (0, 1].
+        complexity_weight: λ >= 0.
+        complexity_fn: Complexity of a finished trial; default the ``n_params`` user attr.
+        weight_noise: Std of the noise a mutant adds to inherited weights, >= 0.
+        mutation_sigma: Gaussian mutation σ as a fraction of a parameter's range, > 0.
+        tournament_size: Tournament size for choosing parents, 1..population_size.
+        seed: Seed for reproducible runs.
+        mirror_user_attrs: Mirror lineage and architecture into user attrs (dashboard).
+    """
+
+    EXTRA_KEYS = (ARCHITECTURE_KEY, MUTATION_PROB_KEY, WEIGHT_NOISE_KEY, ARCH_MUTATION_KEY)
+
+    def __init__(
+        self,
+        search_mode: str = "single",
+        search_space: Mapping[str, Any] | None = None,
+        population_size: int = 10,
+        n_elites: int = 1,
+        mutation_prob: float = 0.5,
+        rank_factor: tuple[float, float] = (1.0, 0.3),
+        complexity_weight: float = 0.0,
+        complexity_fn: Callable[[FrozenTrial], float] | None = None,
+        weight_noise: float = 0.0,
+        mutation_sigma: float = 0.2,
+        tournament_size: int = 2,
+        seed: int | None = None,
+        mirror_user_attrs: bool = True,
+    ) -> None:
+        super().__init__(population_size, seed=seed, mirror_user_attrs=mirror_user_attrs)
+        if search_mode not in MODES:
+            raise ValueError(f"`search_mode` must be one of {MODES}, got {search_mode!r}.")
+        if search_mode == "multi" and search_space is None:
+            raise ValueError("`search_space` is required in 'multi' mode.")
+        self._space = None if search_space is None else ArchitectureSpace.from_dict(search_space)
+        if int(n_elites) != n_elites or not (0 <= n_elites < population_size):
+            raise ValueError(
+                f"`n_elites` must be an integer in [0, {population_size - 1}], got {n_elites}."
+            )
+        if not (0.0 <= mutation_prob <= 1.0):
+            raise ValueError(f"`mutation_prob` must be in [0, 1], got {mutation_prob}.")
+        if len(rank_factor) != 2 or not all(0.0 < f <= 1.0 for f in rank_factor):
+            raise ValueError(
+                f"`rank_factor` must be two numbers (worst, best) in (0, 1], got {rank_factor}."
+            )
+        if not (complexity_weight >= 0.0 and math.isfinite(complexity_weight)):
+            raise ValueError(f"`complexity_weight` must be >= 0, got {complexity_weight}.")
+        if not (weight_noise >= 0.0 and math.isfinite(weight_noise)):
+            raise ValueError(f"`weight_noise` must be >= 0, got {weight_noise}.")
+        self._selection = TournamentSelection(tournament_size)
+        self._selection.validate(population_size)
+        self._mutation = GaussianMutation(mutation_sigma)
+        self._mode = search_mode
+        self._n_elites = int(n_elites)
+        self._mutation_prob = mutation_prob
+        self._rank_factor = (float(rank_factor[0]), float(rank_factor[1]))
+        self._complexity_weight = complexity_weight
+        self._complexity_fn = complexity_fn or _n_params
+        self._weight_noise = weight_noise
+
+    # -- fitness and selection --------------------------------------------------------------
+
+    def rank(self, trials: Sequence[FrozenTrial], direction: StudyDirection) -> list[FrozenTrial]:
+        """Rank trials best-first by complexity-penalised fitness."""
+        if self._complexity_weight == 0.0:
+            return rank_trials(trials, direction)
+        scale = max((self._complexity_fn(t) for t in trials if t.value is not None), default=0)
+        sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
+        lam = self._complexity_weight / scale if scale > 0 else 0.0
+
+        def fitness(t: FrozenTrial) -> float:
+            return float(t.value) + sign * lam * self._complexity_fn(t)  # type: ignore[arg-type]
+
+        return rank_trials(trials, direction, fitness)
+
+    def mutation_prob_for_rank(self, rank: int, n: int) -> float:
+        """Rank-scaled mutation probability of a child of the parent ranked ``rank`` of ``n``."""
+        worst, best = self._rank_factor
+        share = rank / (n - 1) if n > 1 else 0.0
+        return self._mutation_prob * (best + (worst - best) * share)
+
+    def select_parent(self, study: Study, generation: int) -> list[FrozenTrial]:
+        """The fittest ``population_size`` agents of the last generation and its parents."""
+        candidates = {
+            t._trial_id: t
+            for t in self.get_population(study, generation - 1)
+            + self.get_parent_population(study, generation - 1)
+        }
+        assert self._population_size is not None
+        return self.rank(list(candidates.values()), study.direction)[: self._population_size]
+
+    def make_child(
+        self,
+        study: Study,
+        generation: int,
+        slot: int,
+        parent_population: list[FrozenTrial],
+        rng: np.random.RandomState,
+    ) -> tuple[str, list[FrozenTrial]]:
+        """Elites for the first ``n_elites`` slots; otherwise a tournament-chosen parent."""
+        ranked = self.rank(parent_population, study.direction)
+        if slot < min(self._n_elites, len(ranked)):
+            return "elite", [ranked[slot]]
+        (index,) = self._selection.pick(ranked, 1, rng)
+        return "mutant", [ranked[index]]
+
+    def annotate(
+        self,
+        study: Study,
+        info: Lineage,
+        parents: list[FrozenTrial],
+        parent_population: list[FrozenTrial],
+        rng: np.random.RandomState,
+    ) -> dict[str, Any]:
+        """Decide the agent's mutation probability, weight noise and architecture."""
+        extras: dict[str, Any] = {}
+        if info.role == "mutant":
+            ranked = self.rank(parent_population, study.direction)
+            ids = [t._trial_id for t in ranked]
+            rank = ids.index(parents[0]._trial_id) if parents[0]._trial_id in ids else len(ids) - 1
+            prob = self.mutation_prob_for_rank(rank, len(ids))
+        else:
+            prob = 0.0
+        extras[MUTATION_PROB_KEY] = prob
+        extras[WEIGHT_NOISE_KEY] = self._weight_noise if info.role == "mutant" else 0.0
+        if self._space is None:
+            return extras
+        parent_arch = parents[0].system_attrs.get(ARCHITECTURE_KEY) if parents else None
+        if self._mode == "single":
+            arch = self._space.fixed()
+        elif parent_arch is None:
+            arch = self._space.sample(rng)
+        else:
+            arch = Architecture.from_dict(parent_arch)
+            if rng.rand() < prob:
+                arch, op = self._space.mutate(arch, rng)
+                extras[ARCH_MUTATION_KEY] = op
+        extras[ARCHITECTURE_KEY] = arch.to_dict()
+        return extras
+
+    # -- sampling -----------------------------------------------------------------------
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        """Architecture genes come from the agent's planned architecture; others inherit."""
+        if self._space is not None and self._space.is_param(param_name):
+            self._check_single_objective(study)
+            plan = self._plan(study, trial)
+            arch_dict = plan.extras.get(ARCHITECTURE_KEY)
+            if arch_dict is not None:
+                value = self._space.param_value(Architecture.from_dict(arch_dict), param_name)
+                if value is not None and param_distribution._contains(
+                    param_distribution.to_internal_repr(value)
+                ):
+                    return value
+        return super().sample_independent(study, trial, param_name, param_distribution)
+
+    def vary_param(self, plan: Plan, distribution: BaseDistribution, values: Sequence[Any]) -> Any:
+        """Elites copy; mutants mutate each parameter with their rank-scaled probability."""
+        value = values[0]
+        if plan.lineage.role == "mutant":
+            if plan.rng.rand() < float(plan.extras.get(MUTATION_PROB_KEY, 0.0)):
+                value = self._mutation(distribution, value, plan.rng)
+        return value
+
+
+def _n_params(trial: FrozenTrial) -> float:
+    return float(trial.user_attrs.get("n_params", 0.0))

@@ -1,0 +1,218 @@
+"""Tests of MAGESampler, the architecture space and the evolution log."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+import pytest
+
+import optuna_evo
+from optuna_evo import Architecture
+from optuna_evo import ArchitectureSpace
+from optuna_evo import MAGESampler
+from optuna_evo import suggest_architecture
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SPACE = {"layers": [[20, 32, 3], [20, 64, 32, 3]], "activations": ["relu", "tanh", "gelu"]}
+INITIAL = {(tuple(w), a) for w in SPACE["layers"] for a in SPACE["activations"]}
+
+
+def _arch_objective(trial: optuna.Trial) -> float:
+    arch = suggest_architecture(trial, SPACE)
+    lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+    batch = trial.suggest_categorical("batch_size", [16, 32, 64])
+    trial.set_user_attr("n_params", sum(a * b for a, b in zip(arch.widths, arch.widths[1:])))
+    return abs(arch.n_hidden - 3) + abs(np.log10(lr) + 2) + batch / 64 + arch.widths[1] / 100
+
+
+def _architectures(study: optuna.Study) -> list[tuple[tuple[int, ...], str]]:
+    out = []
+    for t in study.trials:
+        n = t.params.get("arch_n_hidden", None)
+        widths = [20] + [t.params[f"arch_width_{k}"] for k in range(n)] + [3]
+        out.append((tuple(widths), t.params["arch_activation"]))
+    return out
+
+
+def test_single_mode_never_changes_the_architecture() -> None:
+    sampler = MAGESampler("single", SPACE, population_size=5, mutation_prob=1.0, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_arch_objective, n_trials=25)
+    assert set(_architectures(study)) == {((20, 32, 3), "relu")}
+    assert len({t.params["lr"] for t in study.trials}) > 5  # hyperparameters still evolve
+
+
+def test_multi_mode_goes_beyond_the_initial_list_within_bounds() -> None:
+    sampler = MAGESampler("multi", SPACE, population_size=6, mutation_prob=1.0, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_arch_objective, n_trials=60)
+    archs = _architectures(study)
+    gen0 = [a for t, a in zip(study.trials, archs) if optuna_evo.lineage(t, study).generation == 0]
+    assert set(gen0) <= INITIAL
+    assert set(archs) - INITIAL, "no architecture outside the initial list appeared"
+    space = ArchitectureSpace.from_dict(SPACE)
+    for widths, activation in archs:
+        hidden = widths[1:-1]
+        assert space.min_layers <= len(hidden) <= space.max_layers
+        assert all(space.min_width <= w <= space.max_width for w in hidden)
+        assert activation in SPACE["activations"]
+    ops = {t.system_attrs.get("optuna_evo:arch_mutation") for t in study.trials} - {None}
+    assert {"add_layer", "remove_layer", "change_width", "change_activation"} <= ops
+
+
+def test_elites_reappear_with_identical_params_and_parent_link() -> None:
+    sampler = MAGESampler("multi", SPACE, population_size=6, n_elites=2, mutation_prob=1.0, seed=1)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_arch_objective, n_trials=36)
+    by_id = {t._trial_id: t for t in study.trials}
+    elites = [t for t in study.trials if optuna_evo.lineage(t, study).role == "elite"]
+    assert len(elites) == 10  # two per generation for generations 1..5
+    for t in elites:
+        (parent_id,) = optuna_evo.lineage(t, study).parent_ids
+        parent = by_id[parent_id]
+        assert t.params == parent.params
+        assert t.system_attrs["optuna_evo:weight_noise"] == 0.0
+    # The first elite of a generation is the best agent so far.
+    for t in elites:
+        info = optuna_evo.lineage(t, study)
+        earlier = [
+            u for u in study.trials if optuna_evo.lineage(u, study).generation < info.generation
+        ]
+        best = min(u.value for u in earlier)
+        if by_id[info.parent_ids[0]].value == best:
+            break
+    else:
+        pytest.fail("no elite continues the best agent")
+
+
+def test_rank_scaled_mutation_mutates_the_worst_agents_more() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        return sum((trial.suggest_float(f"x{i}", -1, 1) - 0.5) ** 2 for i in range(12))
+
+    sampler = MAGESampler(
+        population_size=10,
+        n_elites=0,
+        mutation_prob=1.0,
+        rank_factor=(1.0, 0.1),
+        tournament_size=1,  # parents of every rank
+        seed=0,
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=200)
+    by_id = {t._trial_id: t for t in study.trials}
+    strong, weak = [], []
+    for t in study.trials:
+        info = optuna_evo.lineage(t, study)
+        if info.role != "mutant":
+            continue
+        parent = by_id[info.parent_ids[0]]
+        changed = np.mean([t.params[k] != parent.params[k] for k in t.params])
+        prob = t.system_attrs["optuna_evo:mutation_prob"]
+        (strong if prob < 0.4 else weak if prob > 0.7 else []).append(changed)
+    assert len(strong) > 10 and len(weak) > 10
+    assert np.mean(strong) < 0.4 < 0.7 < np.mean(weak)
+
+
+def test_rank_factor_is_linear() -> None:
+    sampler = MAGESampler(mutation_prob=0.5, rank_factor=(1.0, 0.3), population_size=5)
+    probs = [sampler.mutation_prob_for_rank(r, 5) for r in range(5)]
+    assert probs[0] == pytest.approx(0.15) and probs[-1] == pytest.approx(0.5)
+    assert np.allclose(np.diff(probs), np.diff(probs)[0])
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_complexity_penalised_fitness(direction: str) -> None:
+    sign = 1.0 if direction == "minimize" else -1.0
+    study = optuna.create_study(direction=direction)
+    for value, n_params in [(1.0, 1000), (1.05, 10), (2.0, 10)]:
+        study.add_trial(
+            optuna.create_trial(
+                value=sign * value, params={}, distributions={}, user_attrs={"n_params": n_params}
+            )
+        )
+    plain = MAGESampler(complexity_weight=0.0).rank(study.trials, study.direction)
+    penalised = MAGESampler(complexity_weight=0.5).rank(study.trials, study.direction)
+    assert [t.number for t in plain] == [0, 1, 2]
+    assert [t.number for t in penalised] == [1, 0, 2]  # 1.05 + 0.005 beats 1.0 + 0.5
+    custom = MAGESampler(complexity_weight=5.0, complexity_fn=lambda t: float(t.number == 1))
+    assert [t.number for t in custom.rank(study.trials, study.direction)][-1] == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"search_mode": "both"}, "search_mode"),
+        ({"search_mode": "multi"}, "search_space"),
+        ({"search_space": {}}, "layers"),
+        ({"search_space": {"layers": []}}, "layers"),
+        ({"search_space": {"layers": [[4, 2], [5, 2]]}}, "layers"),
+        ({"search_space": {"layers": [[4, 8, 2]], "activations": ["swish"]}}, "activations"),
+        ({"search_space": {"layers": [[4, 8, 2]], "widths": 3}}, "unknown keys"),
+        ({"rank_factor": (1.0, 0.0)}, "rank_factor"),
+        ({"rank_factor": (1.5, 0.3)}, "rank_factor"),
+        ({"rank_factor": (1.0,)}, "rank_factor"),
+        ({"population_size": 1}, "population_size"),
+        ({"n_elites": 10}, "n_elites"),
+        ({"mutation_prob": 1.2}, "mutation_prob"),
+        ({"complexity_weight": -1.0}, "complexity_weight"),
+        ({"weight_noise": -0.1}, "weight_noise"),
+        ({"tournament_size": 20}, "tournament_size"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        MAGESampler(**kwargs)
+
+
+def test_architecture_space_mutations_stay_valid() -> None:
+    space = ArchitectureSpace.from_dict({**SPACE, "max_layers": 3})
+    rng = np.random.RandomState(0)
+    arch = Architecture([20, 32, 16, 3], "relu", skips=[(0, 2)])
+    seen = set()
+    for _ in range(300):
+        arch, op = space.mutate(arch, rng)
+        seen.add(op)
+        assert 1 <= arch.n_hidden <= 3
+        assert all(space.min_width <= w <= space.max_width for w in arch.widths[1:-1])
+        assert len(set(arch.activations)) == 1
+    assert seen == {"add_layer", "remove_layer", "change_width", "change_activation"}
+
+
+def test_suggest_architecture_with_any_sampler() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    archs = []
+    study.optimize(lambda t: archs.append(suggest_architecture(t, SPACE)) or 0.0, n_trials=10)
+    assert all(a.n_inputs == 20 and a.n_outputs == 3 for a in archs)
+    assert "arch_n_hidden" in study.trials[0].params
+
+
+def test_execution_details_and_csv(tmp_path: Path) -> None:
+    sampler = MAGESampler("multi", SPACE, population_size=4, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_arch_objective, n_trials=12)
+    rows = optuna_evo.execution_details(study)
+    assert [(r["generation"], r["agent"]) for r in rows[:5]] == [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (0, 3),
+        (1, 0),
+    ]
+    first = rows[0]
+    assert first["architecture"].startswith("20-") and first["architecture"].endswith("-3")
+    assert first["activation"] in SPACE["activations"]
+    assert first["lr"] == study.trials[0].params["lr"]
+    assert first["batch"] == study.trials[0].params["batch_size"]
+    assert first["n_params"] == study.trials[0].user_attrs["n_params"]
+    path = tmp_path / "log.csv"
+    assert optuna_evo.export_csv(study, path) == 12
+    with open(path) as f:
+        read = list(csv.DictReader(f))
+    assert len(read) == 12 and read[4]["role"] in ("elite", "mutant")
+    assert float(read[0]["val_loss"]) == pytest.approx(rows[0]["val_loss"])
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
