@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -10,13 +11,26 @@ import textwrap
 import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
+import pytest
 
 import optuna_evo
 
+STORAGE_KINDS = ("sqlite", "journal", "postgres")
+POSTGRES_ENV = "OPTUNA_EVO_TEST_POSTGRES"
+
 
 def storage_for(kind: str, tmp_path: Path) -> tuple[str, optuna.storages.BaseStorage]:
-    """Return (python expression building the storage in a worker, the storage here)."""
-    if kind == "sqlite":
+    """Return (python expression building the storage in a worker, the storage here).
+
+    ``postgres`` uses the server named by ``$OPTUNA_EVO_TEST_POSTGRES`` (``.ci/run`` starts
+    one) and skips the test with that reason when it is unset.
+    """
+    if kind == "postgres":
+        url = os.environ.get(POSTGRES_ENV)
+        if not url:
+            pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server to test against")
+        expr = f"optuna.storages.RDBStorage({url!r})"
+    elif kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'study.db'}"
         expr = (
             f"optuna.storages.RDBStorage({url!r}, "

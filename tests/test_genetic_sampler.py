@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 import math
 import pickle
+import uuid
 
+from evo_testing import STORAGE_KINDS
 from evo_testing import assert_consistent_lineage
 from evo_testing import run_workers
 from evo_testing import storage_for
@@ -292,13 +294,14 @@ def test_threads_share_one_sampler() -> None:
     assert_consistent_lineage(study, min_generations=3)
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+@pytest.mark.parametrize("kind", STORAGE_KINDS)
 def test_three_processes_share_one_storage(kind: str, tmp_path) -> None:
     expr, storage = storage_for(kind, tmp_path)
-    study = optuna.create_study(study_name="ga", storage=storage)
+    name = f"ga-{uuid.uuid4().hex}"
+    study = optuna.create_study(study_name=name, storage=storage)
     run_workers(
         expr,
-        "ga",
+        name,
         "optuna_evo.GeneticSampler(population_size=6)",
         """
         def objective(trial):
