@@ -17,6 +17,9 @@ from optuna_evo.samplers._population import parents
 
 __version__ = "0.1.0"
 
+# ``optuna_evo.checkpoint`` (torch, safetensors) is imported on first use, so importing the
+# samplers stays light.
+
 __all__ = [
     "Architecture",
     "ArchitectureSpace",

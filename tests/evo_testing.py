@@ -54,6 +54,7 @@ def run_workers(
     n_workers: int,
     n_trials: int,
     timeout: float = 240.0,
+    pruner_expr: str = "optuna.pruners.NopPruner()",
 ) -> None:
     """Start ``n_workers`` processes that each run ``n_trials`` trials; fail on any error.
 
@@ -68,7 +69,7 @@ def run_workers(
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         {objective}
         study = optuna.load_study(
-            study_name={name!r}, storage={storage}, sampler={sampler}
+            study_name={name!r}, storage={storage}, sampler={sampler}, pruner={pruner}
         )
         study.optimize(objective, n_trials={n_trials}, catch=())
         """
@@ -77,6 +78,7 @@ def run_workers(
         name=study_name,
         storage=storage_expr,
         sampler=sampler_expr,
+        pruner=pruner_expr,
         n_trials=n_trials,
     )
     procs = [

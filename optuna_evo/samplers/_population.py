@@ -14,6 +14,8 @@ trial user attrs ``optuna_evo:generation``,  mirror of the lineage for optuna-da
 ``optuna_evo:role``, ``optuna_evo:parents``  shows user attrs only); ``parents`` holds numbers
 study system attr ``{Class}:parent:{g}``  trial ids of generation ``g``'s parent population,
                                           written by the first worker that needs it
+trial system attr ``optuna_evo:weight_noise``  std of the noise a child adds to the weights it
+                                          inherits (MAGE; read by ``checkpoint.load_parent``)
 ========================================  =======================================================
 
 Roles: ``random`` (sampled uniformly; generation 0 or no parent available), ``enqueued``
@@ -49,6 +51,8 @@ from optuna_evo.operators._space import contains
 from optuna_evo.operators._space import sample_uniform
 
 LINEAGE_KEY = "optuna_evo:lineage"
+# Std of the noise a child adds to inherited weights (read by checkpoint.load_parent).
+WEIGHT_NOISE_KEY = "optuna_evo:weight_noise"
 USER_ATTR_PREFIX = "optuna_evo:"
 ROLES = ("random", "enqueued", "elite", "child", "mutant")
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)

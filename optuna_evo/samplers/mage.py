@@ -21,12 +21,12 @@ from optuna_evo.architecture import ArchitectureSpace
 from optuna_evo.operators.mutation import GaussianMutation
 from optuna_evo.operators.selection import TournamentSelection
 from optuna_evo.operators.selection import rank_trials
+from optuna_evo.samplers._population import WEIGHT_NOISE_KEY
 from optuna_evo.samplers._population import Lineage
 from optuna_evo.samplers._population import Plan
 from optuna_evo.samplers._population import PopulationSampler
 
 MUTATION_PROB_KEY = "optuna_evo:mutation_prob"
-WEIGHT_NOISE_KEY = "optuna_evo:weight_noise"
 ARCH_MUTATION_KEY = "optuna_evo:arch_mutation"
 MODES = ("single", "multi")
 
