@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
+from optuna.trial import TrialState
+import pytest
+import torch
+
+from optuna_evo.architecture import Architecture
+from optuna_evo.objectives.models import MLP
+from optuna_evo.objectives.models import CharTransformer
+from optuna_evo.objectives.tasks import CharLM
+from optuna_evo.objectives.tasks import FashionMNISTCNN
+from optuna_evo.objectives.tasks import MLPTask
+from optuna_evo.objectives.tasks import char_lm_heads
+from optuna_evo.objectives.train import TrainingFailed
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared/data/tinyshakespeare/input.txt"
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+SYNTHETIC = {"n": 600, "n_features": 8, "n_classes": 3}
+
+
+def synthetic_task(**kwargs: object) -> MLPTask:
+    return MLPTask("synthetic", device="cpu", epochs=2, synthetic_kwargs=SYNTHETIC, **kwargs)
+
+
+def test_fashion_mnist_cnn_space_is_the_seed_papers() -> None:
+    task = FashionMNISTCNN(device="cpu")
+    assert task.direction == "minimize"
+    assert task.search_space == {
+        "lr": FloatDistribution(1e-4, 1.0, log=True),
+        "momentum": FloatDistribution(0.0, 0.9),
+        "weight_decay": FloatDistribution(0.0, 0.1),
+    }
+    assert task.BATCH_SIZE == 64 and task.STEP_GAMMA == 0.7
+    with pytest.raises(ValueError, match="epochs"):
+        FashionMNISTCNN(epochs=0)
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="FashionMNIST files not installed")
+def test_fashion_mnist_cnn_trial_on_a_tiny_subset() -> None:
+    task = FashionMNISTCNN(
+        DEBIAN_FASHION, device="cpu", epochs=2, max_train=256, max_val=128, c1=8, c2=16, hidden=32
+    )
+    study = optuna.create_study(direction=task.direction)
+    study.enqueue_trial({"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4})
+    study.optimize(task, n_trials=2)
+    for trial in study.trials:
+        assert trial.state == TrialState.COMPLETE
+        assert set(trial.params) == set(task.search_space)
+        assert sorted(trial.intermediate_values) == [1, 2]
+        assert trial.value == min(trial.intermediate_values.values())
+        assert trial.user_attrs["steps"] == 2 * (256 // 64)
+        assert 0.0 <= trial.user_attrs["val_accuracy"] <= 1.0
+    assert study.trials[0].params["lr"] == 0.05
+
+
+def test_same_trial_number_same_result() -> None:
+    values = []
+    for _ in range(2):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        study.optimize(synthetic_task(), n_trials=2)
+        values.append([t.value for t in study.trials])
+    assert values[0] == values[1]
+    assert values[0][0] != values[0][1]
+
+
+def test_mlp_task_default_space_and_attrs() -> None:
+    task = synthetic_task()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    study.enqueue_trial({"optimizer": "sgd", "n_layers": 2})
+    study.enqueue_trial({"optimizer": "adam", "n_layers": 1})
+    study.optimize(task, n_trials=4)
+    space = task.search_space
+    for trial in study.trials:
+        assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
+        assert set(trial.params) <= set(space)
+        for name, value in trial.params.items():
+            assert space[name]._contains(space[name].to_internal_repr(value))
+        arch = Architecture.from_dict(trial.user_attrs["architecture"])
+        assert arch.n_hidden == trial.params["n_layers"]
+        assert arch.widths[0] == 8 and arch.widths[-1] == 3
+        assert ("momentum" in trial.params) == (trial.params["optimizer"] == "sgd")
+        assert trial.user_attrs["n_params"] == MLP(arch).n_params
+    assert "width_1" in study.trials[0].params and "width_1" not in study.trials[1].params
+
+
+def test_mlp_task_custom_architecture_fn() -> None:
+    def arch_fn(trial: optuna.trial.BaseTrial) -> Architecture:
+        width = trial.suggest_int("width", 4, 16)
+        return Architecture([8, width, width, 3], "silu", skips=[(0, 2)])
+
+    study = optuna.create_study()
+    study.optimize(synthetic_task(architecture_fn=arch_fn), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == TrialState.COMPLETE
+    assert trial.user_attrs["architecture"]["skips"] == [[0, 2]]
+
+    bad = synthetic_task(architecture_fn=lambda trial: Architecture([784, 10, 3], "relu"))
+    with pytest.raises(ValueError, match="must start with 8"):
+        optuna.create_study().optimize(bad, n_trials=1)
+
+
+def test_mlp_task_validates_arguments() -> None:
+    with pytest.raises(ValueError, match="dataset"):
+        MLPTask("cifar10")
+    with pytest.raises(ValueError, match="architecture_fn"):
+        MLPTask("synthetic", architecture_fn=3)  # type: ignore[arg-type]
+
+
+def test_out_of_memory_fails_only_that_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = MLP.forward
+    state = {"trial_to_fail": 0, "current": -1}
+
+    def forward(self: MLP, x: torch.Tensor) -> torch.Tensor:
+        if state["current"] == state["trial_to_fail"]:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+        return original(self, x)
+
+    monkeypatch.setattr(MLP, "forward", forward)
+    task = synthetic_task()
+    wrapped = task.__call__
+
+    def objective(trial: optuna.Trial) -> float:
+        state["current"] = trial.number
+        return wrapped(trial)
+
+    study = optuna.create_study()
+    study.optimize(objective, n_trials=2)  # No catch= needed.
+    failed, ok = study.trials
+    assert failed.state == TrialState.FAIL
+    assert "Out of memory" in failed.user_attrs["fail_reason"]
+    assert "8.00 GiB" in failed.user_attrs["fail_reason"]
+    assert ok.state == TrialState.COMPLETE and math.isfinite(ok.value)
+
+
+def test_divergence_fails_only_that_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = MLP.forward
+    state = {"current": -1}
+
+    def forward(self: MLP, x: torch.Tensor) -> torch.Tensor:
+        out = original(self, x)
+        return out * float("nan") if state["current"] == 0 else out
+
+    monkeypatch.setattr(MLP, "forward", forward)
+    task = synthetic_task()
+
+    def objective(trial: optuna.Trial) -> float:
+        state["current"] = trial.number
+        return task(trial)
+
+    study = optuna.create_study()
+    study.optimize(objective, n_trials=2)
+    diverged, ok = study.trials
+    assert diverged.state == TrialState.FAIL
+    assert "diverged" in diverged.user_attrs["fail_reason"]
+    assert diverged.intermediate_values == {}  # Stopped before the first report.
+    assert ok.state == TrialState.COMPLETE
+
+
+def test_catch_failures_false_propagates(monkeypatch: pytest.MonkeyPatch) -> None:
+    def forward(self: MLP, x: torch.Tensor) -> torch.Tensor:
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    monkeypatch.setattr(MLP, "forward", forward)
+    task = synthetic_task(catch_failures=False)
+    with pytest.raises(TrainingFailed):
+        optuna.create_study().optimize(task, n_trials=1)
+    study = optuna.create_study()
+    study.optimize(task, n_trials=2, catch=(TrainingFailed,))
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+
+
+def test_char_lm_heads_repair() -> None:
+    assert char_lm_heads(6, 384) == 6 and char_lm_heads(6, 192) == 6
+    assert char_lm_heads(6, 128) == 4 and char_lm_heads(6, 64) == 4
+    assert char_lm_heads(4, 384) == 4 and char_lm_heads(2, 64) == 2
+
+
+def test_char_lm_space() -> None:
+    task = CharLM(device="cpu")
+    assert task.search_space == {
+        "n_layer": IntDistribution(2, 6),
+        "n_head": CategoricalDistribution((2, 4, 6)),
+        "n_embd": CategoricalDistribution((64, 128, 192, 384)),
+        "lr": FloatDistribution(1e-4, 3e-3, log=True),
+        "batch_size": CategoricalDistribution((16, 32, 64)),
+        "dropout": FloatDistribution(0.0, 0.3),
+    }
+    assert task.warmup_steps == 100
+    with pytest.raises(ValueError, match="max_steps"):
+        CharLM(max_steps=0)
+
+
+@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="tiny shakespeare not available")
+def test_char_lm_trial_reports_every_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[CharTransformer] = []
+    original_init = CharTransformer.__init__
+
+    def spy_init(self: CharTransformer, config: object) -> None:
+        original_init(self, config)  # type: ignore[arg-type]
+        built.append(self)
+
+    monkeypatch.setattr(CharTransformer, "__init__", spy_init)
+    task = CharLM(
+        SHAKESPEARE, device="cpu", max_steps=20, eval_interval=10, eval_iters=2, block_size=32
+    )
+    study = optuna.create_study()
+    study.enqueue_trial(
+        {"n_layer": 2, "n_head": 6, "n_embd": 64, "lr": 2e-3, "batch_size": 16, "dropout": 0.1}
+    )
+    study.optimize(task, n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == TrialState.COMPLETE
+    assert sorted(trial.intermediate_values) == [10, 20]
+    assert trial.value == min(trial.intermediate_values.values())
+    assert trial.user_attrs["n_head_used"] == 4
+    assert trial.user_attrs["tokens_per_s"] > 0
+    config = built[0].config
+    assert (config.n_layer, config.n_head, config.n_embd, config.block_size) == (2, 4, 64, 32)
+    assert config.vocab_size == 65 and config.dropout == 0.1
+
+
+def test_tasks_default_device() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert MLPTask("synthetic").device.type == expected
+    assert CharLM().device.type == expected

@@ -1,0 +1,299 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from torch import nn
+
+from optuna_evo.architecture import Architecture
+from optuna_evo.objectives.data import ClassificationSplits
+from optuna_evo.objectives.data import load_fashion_mnist
+from optuna_evo.objectives.data import load_tiny_shakespeare
+from optuna_evo.objectives.data import make_synthetic
+from optuna_evo.objectives.data import make_text_splits
+from optuna_evo.objectives.models import MLP
+from optuna_evo.objectives.models import CharTransformer
+from optuna_evo.objectives.models import CharTransformerConfig
+from optuna_evo.objectives.train import TrainConfig
+from optuna_evo.objectives.train import TrainingDiverged
+from optuna_evo.objectives.train import TrainingFailed
+from optuna_evo.objectives.train import TrialOutOfMemory
+from optuna_evo.objectives.train import make_optimizer
+from optuna_evo.objectives.train import make_scheduler
+from optuna_evo.objectives.train import train
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared/data/tinyshakespeare/input.txt"
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+@pytest.fixture(scope="module")
+def blobs() -> ClassificationSplits:
+    return make_synthetic(n=1200, n_features=10, n_classes=3, seed=0, device="cpu")
+
+
+def small_mlp(data: ClassificationSplits, seed: int = 0) -> MLP:
+    torch.manual_seed(seed)
+    return MLP(Architecture([data.n_features, 32, data.n_classes], "relu"))
+
+
+def cpu_config(**kwargs: object) -> TrainConfig:
+    defaults: dict[str, object] = {"device": "cpu", "optimizer": "adam", "lr": 1e-2}
+    defaults.update(kwargs)
+    return TrainConfig(**defaults)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="FashionMNIST files not installed")
+def test_mlp_one_epoch_on_5k_fashion_mnist_beats_70_percent() -> None:
+    data = load_fashion_mnist(DEBIAN_FASHION, device="cpu", max_train=5000, max_val=2000)
+    torch.manual_seed(1)
+    model = MLP(Architecture([784, 256, 10], "relu"))
+    result = train(model, data, cpu_config(lr=1e-3, batch_size=32, epochs=1, seed=1))
+    assert result.steps == 5000 // 32
+    assert result.val_accuracy is not None and result.val_accuracy > 0.70
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_every_optimizer_learns(blobs: ClassificationSplits, optimizer: str) -> None:
+    lr = 0.1 if optimizer == "sgd" else 1e-2
+    momentum = 0.9 if optimizer == "sgd" else 0.0
+    config = cpu_config(optimizer=optimizer, lr=lr, momentum=momentum, epochs=3)
+    result = train(small_mlp(blobs), blobs, config)
+    assert result.history[-1].val_loss < result.history[0].val_loss < math.log(3)
+    assert result.val_accuracy is not None and result.val_accuracy > 0.8
+
+
+def test_result_history_and_reporting(blobs: ClassificationSplits) -> None:
+    study = optuna.create_study()
+    trial = study.ask()
+    config = cpu_config(batch_size=50, epochs=3, evaluate_test=True)
+    result = train(small_mlp(blobs), blobs, config, trial=trial)
+    steps_per_epoch = len(blobs.train_y) // 50
+    assert result.steps == 3 * steps_per_epoch and result.epochs == 3
+    assert [r.report_step for r in result.history] == [1, 2, 3]
+    assert [r.step for r in result.history] == [steps_per_epoch * k for k in (1, 2, 3)]
+    assert result.best_val_loss == min(r.val_loss for r in result.history)
+    assert result.stopped_by == "epochs"
+    assert result.test_accuracy is not None and result.test_accuracy > 0.8
+    frozen = study.trials[0]
+    assert frozen.intermediate_values == {r.report_step: r.val_loss for r in result.history}
+    attrs = frozen.user_attrs
+    assert attrs["n_params"] == result.n_params == 10 * 32 + 32 + 32 * 3 + 3
+    assert attrs["val_accuracy"] == result.val_accuracy
+    assert attrs["test_accuracy"] == result.test_accuracy
+    assert attrs["steps"] == result.steps
+    assert attrs["train_seconds"] == pytest.approx(result.train_seconds)
+    assert 0 < result.train_only_seconds <= result.train_seconds
+
+
+def test_same_seed_same_run_different_seed_different_run(blobs: ClassificationSplits) -> None:
+    runs = [
+        train(small_mlp(blobs, seed=s), blobs, cpu_config(epochs=1, seed=s)).val_loss
+        for s in (3, 3, 4)
+    ]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+def test_eval_interval_and_max_steps(blobs: ClassificationSplits) -> None:
+    result = train(small_mlp(blobs), blobs, cpu_config(max_steps=25, eval_interval=10))
+    assert [r.step for r in result.history] == [10, 20, 25]
+    assert [r.report_step for r in result.history] == [10, 20, 25]
+    assert result.stopped_by == "max_steps"
+
+
+def test_time_budget_and_target_stop_early(blobs: ClassificationSplits) -> None:
+    timed = train(small_mlp(blobs), blobs, cpu_config(time_budget_s=1e-4, eval_interval=1000))
+    assert timed.stopped_by == "time" and timed.steps >= 1 and len(timed.history) == 1
+    target = train(small_mlp(blobs), blobs, cpu_config(epochs=50, stop_at_val_loss=10.0))
+    assert target.stopped_by == "target" and len(target.history) == 1
+
+
+def test_schedulers() -> None:
+    param = nn.Parameter(torch.zeros(1))
+    model = nn.Module()
+    model.p = param
+    config = cpu_config(optimizer="sgd", lr=1.0, epochs=1, scheduler="step")
+    opt = make_optimizer(model, config)
+    sched = make_scheduler(opt, config, steps_per_epoch=10, total_steps=30)
+    lrs = []
+    for _ in range(25):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[8] == 1.0 and lrs[9] == pytest.approx(0.7) and lrs[19] == pytest.approx(0.49)
+
+    config = cpu_config(lr=1.0, max_steps=20, scheduler="cosine", warmup_steps=4, min_lr_ratio=0.1)
+    opt = make_optimizer(model, config)
+    sched = make_scheduler(opt, config, steps_per_epoch=10, total_steps=20)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(20):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(0.25) and lrs[3] == pytest.approx(1.0)
+    assert lrs[20] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[3:], lrs[4:]))
+
+
+def test_adamw_decays_only_matrices() -> None:
+    model = MLP(Architecture([3, 4, 2], "relu"))
+    opt = make_optimizer(model, cpu_config(optimizer="adamw", weight_decay=0.1, epochs=1))
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert decayed == {id(model.linears[0].weight), id(model.linears[1].weight)}
+
+
+@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="tiny shakespeare not available")
+def test_char_lm_loss_falls_over_50_steps() -> None:
+    data = load_tiny_shakespeare(SHAKESPEARE, device="cpu")
+    torch.manual_seed(0)
+    model = CharTransformer(
+        CharTransformerConfig(
+            vocab_size=data.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=48, dropout=0.0
+        )
+    )
+    config = cpu_config(
+        optimizer="adamw", lr=3e-3, batch_size=16, max_steps=50, eval_interval=10, eval_iters=4
+    )
+    study = optuna.create_study()
+    trial = study.ask()
+    result = train(model, data, config, trial=trial)
+    losses = [r.val_loss for r in result.history]
+    assert [r.step for r in result.history] == [10, 20, 30, 40, 50]
+    assert losses[-1] < losses[0] - 0.3
+    assert losses[-1] < math.log(data.vocab_size) - 1.0
+    assert result.val_accuracy is None
+    assert result.tokens_per_s is not None and result.tokens_per_s > 0
+    assert study.trials[0].user_attrs["tokens_per_s"] == pytest.approx(result.tokens_per_s)
+
+
+def test_lm_validation_text_does_not_depend_on_training_batch_size() -> None:
+    text = "".join(chr(97 + (i * i + 3 * i) % 26) for i in range(5000))
+    data = make_text_splits(text, "cpu")
+
+    def val_loss(batch_size: int, eval_batch_size: int | None) -> float:
+        torch.manual_seed(0)
+        config = CharTransformerConfig(vocab_size=26, block_size=16, n_layer=1, n_head=1, n_embd=8)
+        model = CharTransformer(config)
+        # A vanishing learning rate keeps the weights: only the evaluation windows can differ.
+        train_config = cpu_config(
+            lr=1e-12,
+            batch_size=batch_size,
+            max_steps=1,
+            eval_iters=3,
+            eval_batch_size=eval_batch_size,
+        )
+        return train(model, data, train_config).val_loss
+
+    assert val_loss(4, 8) == pytest.approx(val_loss(16, 8), abs=1e-6)
+    assert val_loss(4, None) != pytest.approx(val_loss(16, None), abs=1e-6)
+
+
+def test_lm_rejects_too_short_text() -> None:
+    data = make_text_splits("abcdefghij" * 3, "cpu")
+    config = CharTransformerConfig(vocab_size=10, block_size=8, n_layer=1, n_head=1, n_embd=8)
+    model = CharTransformer(config)
+    with pytest.raises(ValueError, match="block_size"):
+        train(model, data, cpu_config(max_steps=2))
+
+
+def test_median_pruner_prunes_through_the_loop(blobs: ClassificationSplits) -> None:
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-7, 1.0, log=True)
+        config = cpu_config(optimizer="sgd", lr=lr, momentum=0.9, epochs=4)
+        return train(small_mlp(blobs), blobs, config, trial=trial).best_val_loss
+
+    study = optuna.create_study(
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+    )
+    study.enqueue_trial({"lr": 0.1})
+    study.enqueue_trial({"lr": 1e-7})  # Barely moves: worse than the median at step 1.
+    study.optimize(objective, n_trials=2)
+    good, bad = study.trials
+    assert good.state == optuna.trial.TrialState.COMPLETE
+    assert sorted(good.intermediate_values) == [1, 2, 3, 4]
+    assert bad.state == optuna.trial.TrialState.PRUNED
+    assert sorted(bad.intermediate_values) == [1]
+    assert "train_seconds" in bad.user_attrs and "n_params" in bad.user_attrs
+
+
+class _PoisonAfter(nn.Module):
+    """Wraps a model; after ``after`` forward calls in training mode its logits become NaN."""
+
+    def __init__(self, inner: nn.Module, after: int) -> None:
+        super().__init__()
+        self.inner, self.after, self.calls = inner, after, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        if self.training:
+            self.calls += 1
+            if self.calls > self.after:
+                out = out * float("nan")
+        return out
+
+
+def test_nan_injection_stops_early_between_evaluations(blobs: ClassificationSplits) -> None:
+    model = _PoisonAfter(small_mlp(blobs), after=7)
+    config = cpu_config(epochs=20, batch_size=16, nan_check_interval=5)
+    total = 20 * (len(blobs.train_y) // 16)
+    with pytest.raises(TrainingDiverged, match="diverged") as info:
+        train(model, blobs, config)
+    assert info.value.step == 10  # First probe after the poisoned step 8.
+    assert info.value.step < total
+    assert isinstance(info.value, TrainingFailed) and "lr=0.01" in str(info.value)
+
+
+def test_nan_detected_at_evaluation_without_probe(blobs: ClassificationSplits) -> None:
+    model = _PoisonAfter(small_mlp(blobs), after=3)
+    config = cpu_config(max_steps=100, eval_interval=20, nan_check_interval=0)
+    with pytest.raises(TrainingDiverged) as info:
+        train(model, blobs, config)
+    assert info.value.step == 20 and math.isnan(info.value.loss)
+
+
+def test_real_divergence_with_huge_weight_decay(blobs: ClassificationSplits) -> None:
+    # SGD with lr * weight_decay = 10 multiplies the weights by -9 per step: overflow to inf.
+    config = cpu_config(optimizer="sgd", lr=1.0, weight_decay=10.0, epochs=10, batch_size=16)
+    with pytest.raises(TrainingDiverged):
+        train(small_mlp(blobs), blobs, config)
+
+
+def test_out_of_memory_is_converted_and_releases_grads(
+    blobs: ClassificationSplits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = small_mlp(blobs)
+    calls = {"n": 0}
+    original = MLP.forward
+
+    def forward(self: MLP, x: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return original(self, x)
+
+    monkeypatch.setattr(MLP, "forward", forward)
+    with pytest.raises(TrialOutOfMemory, match="Tried to allocate 20.00 GiB") as info:
+        train(model, blobs, cpu_config(epochs=1))
+    assert isinstance(info.value, TrainingFailed)
+    assert info.value.__context__ is None  # The OOM traceback (and its tensors) is dropped.
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_config_validation_names_arguments() -> None:
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="rmsprop", epochs=1)
+    with pytest.raises(ValueError, match="lr"):
+        TrainConfig(lr=0.0, epochs=1)
+    with pytest.raises(ValueError, match="momentum"):
+        TrainConfig(momentum=1.0, epochs=1)
+    with pytest.raises(ValueError, match="epochs, max_steps or time_budget_s"):
+        TrainConfig()
+    with pytest.raises(ValueError, match="cosine"):
+        TrainConfig(scheduler="cosine", time_budget_s=5.0)
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0, epochs=1)
