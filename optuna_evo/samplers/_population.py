@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from dataclasses import field
 import threading
 from typing import Any
+import weakref
 
 import numpy as np
 import optuna
@@ -199,6 +200,11 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         self._base_seed: int | None = None
         self._mirror_user_attrs = mirror_user_attrs
         self._plans: dict[int, Plan] = {}
+        # Weak keys: an entry dies with its storage, so a reused address never serves stale
+        # trials of another study.
+        self._parent_cache: weakref.WeakKeyDictionary[Any, dict[tuple[int, int], list]] = (
+            weakref.WeakKeyDictionary()
+        )
         # Keys annotate() may write; subclasses list theirs so plans can be rebuilt anywhere.
         self._extra_keys: set[str] = set(self.EXTRA_KEYS)
         self._lock = threading.RLock()
@@ -317,12 +323,14 @@ class PopulationSampler(BaseGASampler, abc.ABC):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_lock"]
+        del state["_parent_cache"]
         state["_plans"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+        self._parent_cache = weakref.WeakKeyDictionary()
 
     def _check_single_objective(self, study: Study) -> None:
         if len(study.directions) > 1:
@@ -337,20 +345,61 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         return np.random.RandomState([self._base_seed, number])
 
     def _generation_and_slot(self, study: Study) -> tuple[int, int]:
+        # A trial is only ever assigned generation g once g - 1 is full or g has finished
+        # trials, so the newest finished generation is the newest assigned one or the one
+        # before it. Scanning newest-first, a long run of trials two or more generations back
+        # therefore ends the search: this keeps the cost per trial flat in the study's size
+        # (the window tolerates the interleaving that concurrent workers cause).
         key = self._get_generation_key()
+        assert self._population_size is not None
+        window = 2 * self._population_size
         finished: dict[int, int] = {}
         assigned: dict[int, int] = {}
-        for t in study._get_trials(deepcopy=False, use_cache=True):
+        newest = -1
+        old_run = 0
+        for t in reversed(study._get_trials(deepcopy=False, use_cache=True)):
             g = t.system_attrs.get(key)
             if g is None:
                 continue
+            if g > newest:
+                newest = g
+            elif g <= newest - 2:
+                old_run += 1
+                if old_run >= window:
+                    break
+                continue
+            old_run = 0
             assigned[g] = assigned.get(g, 0) + 1
             if t.state in _FINISHED:
                 finished[g] = finished.get(g, 0) + 1
-        newest = max(finished, default=0)
-        assert self._population_size is not None
-        generation = newest if finished.get(newest, 0) < self._population_size else newest + 1
+        latest = max(finished, default=0)
+        generation = latest if finished.get(latest, 0) < self._population_size else latest + 1
         return generation, assigned.get(generation, 0)
+
+    def get_parent_population(self, study: Study, generation: int) -> list[FrozenTrial]:
+        """Return generation ``generation``'s parent population (empty for generation 0).
+
+        The first worker that needs it selects it (:meth:`select_parent`) and stores the trial
+        ids in the study's system attrs; everyone else reads them. Finished trials never
+        change, so each worker also keeps the trials in memory per storage object.
+        """
+        if generation == 0:
+            return []
+        per_study = self._parent_cache.setdefault(study._storage, {})
+        cache_key = (study._study_id, generation)
+        cached = per_study.get(cache_key)
+        if cached is None:
+            attr = self._get_parent_cache_key_prefix() + str(generation)
+            ids = study._storage.get_study_system_attrs(study._study_id).get(attr)
+            if ids is None:
+                cached = self.select_parent(study, generation)
+                study._storage.set_study_system_attr(
+                    study._study_id, attr, [t._trial_id for t in cached]
+                )
+            else:
+                cached = [study._storage.get_trial(i) for i in ids]
+            per_study[cache_key] = cached
+        return cached
 
     def _plan(self, study: Study, trial: FrozenTrial) -> Plan:
         with self._lock:

@@ -1,0 +1,383 @@
+"""GenderSampler: early-speed males paired with evolved learning-curve predictor females."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import math
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution
+from optuna.study import Study
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from optuna_evo._experimental import experimental_class
+from optuna_evo.operators.crossover import BlendCrossover
+from optuna_evo.operators.crossover import make_crossover
+from optuna_evo.operators.mutation import GaussianMutation
+from optuna_evo.operators.mutation import make_mutation
+from optuna_evo.predictors.female import DEFAULT_FEMALE
+from optuna_evo.predictors.female import FemaleGenome
+from optuna_evo.predictors.female import average_ranks
+from optuna_evo.predictors.population import FEMALE_KEY
+from optuna_evo.predictors.population import FEMALE_PARENTS_KEY
+from optuna_evo.predictors.population import FemalePopulation
+from optuna_evo.predictors.population import RankedFemale
+from optuna_evo.predictors.population import early_speed
+from optuna_evo.predictors.population import females_key
+from optuna_evo.predictors.population import final_step
+from optuna_evo.predictors.population import male_curves
+from optuna_evo.predictors.population import rank_females
+from optuna_evo.predictors.population import trial_curve
+from optuna_evo.samplers._population import Lineage
+from optuna_evo.samplers._population import Plan
+from optuna_evo.samplers._population import PopulationSampler
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer, float))
+    ok = ok and int(value) == value and value >= low and (high is None or value <= high)
+    if not ok:
+        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"`{name}` must be an integer {bounds}, got {value!r}.")
+    return int(value)
+
+
+def _check_unit(name: str, value: float) -> float:
+    if not (0.0 <= value <= 1.0):
+        raise ValueError(f"`{name}` must be in [0, 1], got {value!r}.")
+    return float(value)
+
+
+@experimental_class("0.1.0")
+class GenderSampler(PopulationSampler):
+    """Male/female pairing: early-speed males and evolved learning-curve predictor females.
+
+    The gender-based NAS scheme as an Optuna sampler. *Males* are trials (configurations);
+    *females* are small learning-curve predictors (:class:`~optuna_evo.predictors.FemaleGenome`:
+    a mixture of pow3, exponential, log-power and last value + slope fits with an evolved
+    window, horizon and bias) that forecast a male's final value from its early curve. Every
+    trial carries one female, so each offspring is a new male *and* a new female.
+
+    Each generation:
+
+    1. **Females** are scored on finished (COMPLETE) males of earlier generations, seeing only
+       their first ``early_steps`` reports: fitness = Spearman ρ(predicted, actual final) −
+       ``error_weight`` · mean |error| / std(actual finals). The candidates are the females
+       carried by the previous generation's trials, the previous top females ((μ+λ)) and the
+       built-in :data:`~optuna_evo.predictors.DEFAULT_FEMALE`; the best ``n_top_females`` are
+       stored in the study (``optuna_evo:females:{g}``).
+    2. **Males** of the previous generation and its parents are ranked by
+       ``(1 - speed_weight) · rank(final) + speed_weight · rank(early speed)``, where *final*
+       is the objective value of a COMPLETE trial and the best female's prediction for a
+       PRUNED one (extrapolated to the last step COMPLETE trials reach), and *early speed* is
+       the relative improvement per step over the first ``early_steps`` reports::
+
+           speed = sign · (v_1 − v_k) / (|v_1| + 1e-12) / (s_k − s_1)
+
+       (``v_i`` the i-th report at step ``s_i``, ``k = min(early_steps, reports)``, ``sign``
+       +1 when minimising, −1 when maximising; with ``early_steps == 1``, ``−sign · v_1``).
+       Trials that reported fewer than two values (or none) get a neutral speed rank, so
+       objectives that never report still work (the ranking is then by value). The best
+       ``n_top_males`` are the parent population.
+    3. **Offspring**: two top males chosen uniformly (role ``child``: crossover then
+       per-parameter mutation; role ``mutant`` when only one male is available) paired with
+       two top females chosen uniformly (BLX-α crossover then Gaussian mutation of the
+       genes, the shared operators of :mod:`optuna_evo.operators`).
+
+    Generation 0 samples males uniformly and gives each a random female.
+
+    Storage (besides the lineage of :mod:`optuna_evo.samplers._population`, whose ``parents``
+    are the two male parents): trial system attrs ``optuna_evo:female`` (the genome the trial
+    carries) and ``optuna_evo:female_parents`` (trial numbers of its female parents, ``None``
+    for the built-in default), and study system attr ``optuna_evo:females:{g}`` (see
+    :mod:`optuna_evo.predictors.population`). With ``mirror_user_attrs`` the female parents
+    are mirrored into the user attr ``optuna_evo:female_parents``.
+
+    Pair it with :class:`~optuna_evo.pruners.LearningCurvePruner`, which then prunes with the
+    best stored female. The objective should report intermediate values (``trial.report``).
+    Multi-objective studies raise ``ValueError``.
+
+    Example:
+
+        .. code-block:: python
+
+            import optuna
+            from optuna_evo.pruners import LearningCurvePruner
+            from optuna_evo.samplers.gender import GenderSampler
+
+            def objective(trial):
+                lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
+                loss = 1.0
+                for step in range(20):
+                    loss = loss * (1 - lr) + 0.01 * abs(lr - 0.1)
+                    trial.report(loss, step)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned()
+                return loss
+
+            study = optuna.create_study(
+                sampler=GenderSampler(population_size=10, early_steps=5, seed=0),
+                pruner=LearningCurvePruner(),
+            )
+            study.optimize(objective, n_trials=60)
+
+    Args:
+        population_size: Finished trials per generation, >= 2.
+        n_top_males: Males kept as parents each generation, 1..population_size.
+        n_top_females: Females kept as parents each generation, 1..population_size.
+        early_steps: Reports that define a male's early speed and that a female sees, >= 1.
+        speed_weight: Weight of early speed against final value when ranking males, in [0, 1].
+        crossover: Male crossover: ``"uniform"``, ``"blend"`` or a
+            :class:`~optuna_evo.operators.BaseCrossover`.
+        swapping_prob: Uniform crossover's probability of taking the second parent's value.
+        blend_alpha: BLX-α's widening factor for ``crossover="blend"``, >= 0.
+        mutation: Male mutation: ``"gaussian"``, ``"reset"`` or a
+            :class:`~optuna_evo.operators.BaseMutation`.
+        mutation_prob: Probability that each parameter of an offspring male mutates, [0, 1].
+        mutation_sigma: Gaussian mutation σ as a fraction of a parameter's range, > 0.
+        female_mutation_prob: Probability that each gene of an offspring female mutates.
+        female_mutation_sigma: Gaussian σ of a female gene as a fraction of its range, > 0.
+        error_weight: Weight of the normalised error in a female's fitness, >= 0.
+        max_scoring_males: Females are scored on at most this many most recent finished
+            males (bounds the cost per generation), >= 3.
+        seed: Seed for reproducible runs.
+        mirror_user_attrs: Mirror lineage and female parents into user attrs (dashboard).
+    """
+
+    EXTRA_KEYS = (FEMALE_KEY, FEMALE_PARENTS_KEY)
+
+    def __init__(
+        self,
+        population_size: int = 10,
+        n_top_males: int = 4,
+        n_top_females: int = 4,
+        early_steps: int = 3,
+        speed_weight: float = 0.25,
+        crossover: str | Any = "uniform",
+        swapping_prob: float = 0.5,
+        blend_alpha: float = 0.5,
+        mutation: str | Any = "gaussian",
+        mutation_prob: float = 0.2,
+        mutation_sigma: float = 0.1,
+        female_mutation_prob: float = 0.3,
+        female_mutation_sigma: float = 0.1,
+        error_weight: float = 0.5,
+        max_scoring_males: int = 100,
+        seed: int | None = None,
+        mirror_user_attrs: bool = True,
+    ) -> None:
+        # Validate the sizes first so the error names the argument the caller got wrong.
+        _check_int("population_size", population_size, 2)
+        super().__init__(population_size, seed=seed, mirror_user_attrs=mirror_user_attrs)
+        self._n_top_males = _check_int("n_top_males", n_top_males, 1, int(population_size))
+        self._n_top_females = _check_int("n_top_females", n_top_females, 1, int(population_size))
+        self._early_steps = _check_int("early_steps", early_steps, 1)
+        self._speed_weight = _check_unit("speed_weight", speed_weight)
+        self._mutation_prob = _check_unit("mutation_prob", mutation_prob)
+        self._female_mutation_prob = _check_unit("female_mutation_prob", female_mutation_prob)
+        if not (error_weight >= 0.0 and math.isfinite(error_weight)):
+            raise ValueError(f"`error_weight` must be finite and >= 0, got {error_weight!r}.")
+        self._error_weight = float(error_weight)
+        self._max_scoring_males = _check_int("max_scoring_males", max_scoring_males, 3)
+        self._crossover = make_crossover(crossover, swapping_prob, blend_alpha)
+        self._mutation = make_mutation(mutation, mutation_sigma)
+        try:
+            self._female_mutation = GaussianMutation(female_mutation_sigma)
+        except ValueError:
+            raise ValueError(
+                f"`female_mutation_sigma` must be > 0, got {female_mutation_sigma!r}."
+            ) from None
+        self._female_crossover = BlendCrossover(0.5)
+
+    @property
+    def early_steps(self) -> int:
+        """Reports that define early speed and that a female sees."""
+        return self._early_steps
+
+    # -- females --------------------------------------------------------------------------
+
+    def female_population(self, study: Study, generation: int) -> FemalePopulation:
+        """Return generation ``generation``'s (>= 1) top females, computing and storing them
+        (and any missing earlier generation's) if no worker has yet.
+
+        Generation ``g``'s females are a pure function of the study's trials: the females
+        carried by generation ``g - 1``'s trials, generation ``g - 1``'s top females ((μ+λ))
+        and :data:`~optuna_evo.predictors.DEFAULT_FEMALE`, scored on the most recent
+        ``max_scoring_males`` COMPLETE males of generations before ``g``. Any worker computes
+        the same thing; concurrent writes store the same content.
+        """
+        if generation < 1:
+            raise ValueError(f"Females parent generations >= 1, got {generation}.")
+        attrs = study._storage.get_study_system_attrs(study._study_id)
+        stored = attrs.get(females_key(generation))
+        if stored is not None:
+            return FemalePopulation.from_dict(stored)
+        # Fill from the newest stored generation (none after a restart from copied trials).
+        first = generation
+        while first > 1 and females_key(first - 1) not in attrs:
+            first -= 1
+        previous = FemalePopulation.from_dict(attrs[females_key(first - 1)]) if first > 1 else None
+        trials = study._get_trials(deepcopy=False, use_cache=True)
+        for g in range(first, generation + 1):
+            previous = self._breed_females(trials, g, previous)
+            study._storage.set_study_system_attr(
+                study._study_id, females_key(g), previous.to_dict()
+            )
+        assert previous is not None
+        return previous
+
+    def _breed_females(
+        self, trials: Sequence[FrozenTrial], generation: int, previous: FemalePopulation | None
+    ) -> FemalePopulation:
+        gen_key = self._get_generation_key()
+        candidates: list[tuple[int | None, FemaleGenome]] = [(None, DEFAULT_FEMALE)]
+        seen: set[int | None] = {None}
+        for member in previous.members if previous is not None else ():
+            if member.trial not in seen:
+                seen.add(member.trial)
+                candidates.append((member.trial, member.genome))
+        for t in trials:
+            data = t.system_attrs.get(FEMALE_KEY)
+            if data is not None and t.system_attrs.get(gen_key) == generation - 1:
+                if t.number not in seen:
+                    seen.add(t.number)
+                    candidates.append((t.number, FemaleGenome.from_dict(data)))
+        earlier = [
+            t
+            for t in trials
+            if t.system_attrs.get(gen_key) is None or t.system_attrs[gen_key] < generation
+        ]
+        males = male_curves(earlier, self._early_steps)[-self._max_scoring_males :]
+        ranked = rank_females(candidates, males, self._early_steps, self._error_weight)
+        return FemalePopulation(
+            generation=generation,
+            early_steps=self._early_steps,
+            n_males=len(males),
+            members=tuple(ranked[: self._n_top_females]),
+        )
+
+    # -- males ----------------------------------------------------------------------------
+
+    def rank_males(
+        self, study: Study, trials: Sequence[FrozenTrial], predictor: FemaleGenome | None = None
+    ) -> list[FrozenTrial]:
+        """Rank finished males best first by final value (predicted for PRUNED ones) and
+        early speed, as described in the class docstring.
+
+        Trials without a usable final (FAILED, a NaN value, PRUNED before any report) are
+        dropped: they never become parents.
+        """
+        predictor = predictor or DEFAULT_FEMALE
+        direction = study.direction
+        sign = 1.0 if direction == StudyDirection.MINIMIZE else -1.0
+        target = final_step(study._get_trials(deepcopy=False, use_cache=True))
+        rows = []
+        for t in trials:
+            steps, values = trial_curve(t)
+            if t.state == TrialState.COMPLETE:
+                final = t.value
+            elif t.state == TrialState.PRUNED and values.size:
+                goal = target if target is not None else float(steps[-1])
+                final = predictor.predict(steps, values, max(goal, float(steps[-1])))
+            else:
+                final = None
+            if final is None or not math.isfinite(final):
+                continue
+            speed = early_speed(steps, values, self._early_steps, direction)
+            rows.append((t, sign * final, speed))
+        if not rows:
+            return []
+        final_rank = average_ranks([r[1] for r in rows])
+        speeds = [r[2] for r in rows]
+        known = [i for i, s in enumerate(speeds) if s is not None]
+        n = len(rows)
+        speed_rank = np.full(n, (n + 1) / 2.0)  # neutral: the middle
+        if len(known) > 1:
+            # Spread the known speeds over 1..n so that neutral sits in their middle too.
+            ranks = average_ranks([-speeds[i] for i in known])
+            speed_rank[known] = 1.0 + (ranks - 1.0) * (n - 1) / (len(known) - 1)
+        w = self._speed_weight
+        score = (1.0 - w) * final_rank + w * speed_rank
+        order = sorted(
+            range(len(rows)), key=lambda i: (score[i], final_rank[i], rows[i][0].number)
+        )
+        return [rows[i][0] for i in order]
+
+    def select_parent(self, study: Study, generation: int) -> list[FrozenTrial]:
+        """The top ``n_top_males`` of the previous generation and its parents."""
+        candidates = {
+            t._trial_id: t
+            for t in self.get_population(study, generation - 1)
+            + self.get_parent_population(study, generation - 1)
+        }
+        predictor = self.female_population(study, generation).best
+        ranked = self.rank_males(study, list(candidates.values()), predictor)
+        return ranked[: self._n_top_males]
+
+    def make_child(
+        self,
+        study: Study,
+        generation: int,
+        slot: int,
+        parent_population: list[FrozenTrial],
+        rng: np.random.RandomState,
+    ) -> tuple[str, list[FrozenTrial]]:
+        """Two top males chosen uniformly (``child``), or the only one (``mutant``)."""
+        # Trial order, not storage order: the cached parent population comes back unranked.
+        males = sorted(parent_population, key=lambda t: t.number)
+        if len(males) >= 2:
+            i, j = rng.choice(len(males), size=2, replace=False)
+            return "child", [males[int(i)], males[int(j)]]
+        return "mutant", males[:1]
+
+    def annotate(
+        self,
+        study: Study,
+        info: Lineage,
+        parents: list[FrozenTrial],
+        parent_population: list[FrozenTrial],
+        rng: np.random.RandomState,
+    ) -> dict[str, Any]:
+        """Breed the trial's female: random in generation 0, else from two top females."""
+        chosen: list[RankedFemale] = []
+        if info.generation == 0:
+            genome = FemaleGenome.random(rng)
+        else:
+            members = list(self.female_population(study, info.generation).members)
+            if len(members) >= 2:
+                i, j = rng.choice(len(members), size=2, replace=False)
+                chosen = [members[int(i)], members[int(j)]]
+                genome = chosen[0].genome.crossover(chosen[1].genome, rng, self._female_crossover)
+            elif members:
+                chosen = members
+                genome = members[0].genome
+            else:  # pragma: no cover - the default female is always a candidate
+                genome = FemaleGenome.random(rng)
+            genome = genome.mutate(rng, self._female_mutation_prob, self._female_mutation)
+        return {
+            FEMALE_KEY: genome.to_dict(),
+            FEMALE_PARENTS_KEY: [m.trial for m in chosen],
+        }
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        """Assign lineage and female (core), and mirror the female parents for dashboards."""
+        plan = self._plan(study, trial)
+        if self._mirror_user_attrs and FEMALE_PARENTS_KEY in plan.extras:
+            study._storage.set_trial_user_attr(
+                trial._trial_id, FEMALE_PARENTS_KEY, plan.extras[FEMALE_PARENTS_KEY]
+            )
+
+    def vary_param(self, plan: Plan, distribution: BaseDistribution, values: Sequence[Any]) -> Any:
+        """Children cross over the male parents' values; every offspring then mutates."""
+        rng = plan.rng
+        value = (
+            self._crossover(distribution, values, rng)
+            if plan.lineage.role == "child"
+            else values[0]
+        )
+        if rng.rand() < self._mutation_prob:
+            value = self._mutation(distribution, value, rng)
+        return value

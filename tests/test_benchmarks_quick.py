@@ -1,0 +1,164 @@
+"""Smoke test of the CPU benchmark suite (``python -m benchmarks.cpu_suite --quick``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+import random
+import re
+import subprocess
+import sys
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # ``benchmarks`` is not an installed package
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import cpu_suite  # noqa: E402
+from benchmarks.problems import PROBLEMS  # noqa: E402
+from benchmarks.problems import STYBLINSKI_TANG_MIN_PER_DIM  # noqa: E402
+from benchmarks.problems import MixedProblem  # noqa: E402
+
+_NUMBER = re.compile(r"^-?\d[\d,]*(\.\d+)?(e[+-]\d+)?$")
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.name)
+def test_problem_optimum_is_attained_and_is_a_lower_bound(problem: object) -> None:
+    assert math.isclose(
+        problem.evaluate(problem.optimum_params),  # type: ignore[attr-defined]
+        problem.optimum,  # type: ignore[attr-defined]
+        abs_tol=1e-9,
+    )
+    rng = random.Random(0)
+    for _ in range(200):
+        params = _random_params(problem, rng)
+        assert problem.evaluate(params) >= problem.optimum - 1e-9  # type: ignore[attr-defined]
+
+
+def _random_params(problem: object, rng: random.Random) -> dict[str, object]:
+    if isinstance(problem, MixedProblem):
+        return {
+            **{f"k{i}": rng.randint(-10, 10) for i in range(4)},
+            "batch_size": rng.randint(16, 1024),
+            "lr": 10 ** rng.uniform(-5, -1),
+            "optimizer": rng.choice(["sgd", "momentum", "adam", "rmsprop"]),
+            "activation": rng.choice(["relu", "tanh", "sigmoid", "gelu"]),
+        }
+    low, high, dim = problem.low, problem.high, problem.dim  # type: ignore[attr-defined]
+    return {f"x{i}": rng.uniform(low, high) for i in range(dim)}
+
+
+def test_styblinski_tang_constant() -> None:
+    assert STYBLINSKI_TANG_MIN_PER_DIM == pytest.approx(-39.16616570377, abs=1e-9)
+
+
+def test_mixed_problem_categorical_choice_matters() -> None:
+    problem = MixedProblem()
+    best = dict(problem.optimum_params)
+    for name, other in (("optimizer", "sgd"), ("activation", "sigmoid")):
+        assert problem.evaluate({**best, name: other}) > problem.optimum + 0.5
+
+
+def _table_rows(markdown: str, header_start: str) -> list[list[str]]:
+    """Body rows of every markdown table whose header row starts with ``header_start``."""
+    rows: list[list[str]] = []
+    lines = markdown.splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith(header_start):
+            continue
+        for body in lines[i + 2 :]:
+            if not body.startswith("|"):
+                break
+            rows.append([c.strip() for c in body.strip().strip("|").split("|")])
+    return rows
+
+
+def _finite(cell: str) -> float:
+    value = float(cell.strip("*").replace(",", ""))
+    assert _NUMBER.match(cell.strip("*")), cell
+    assert math.isfinite(value), cell
+    return value
+
+
+def _check_report(markdown: str) -> None:
+    problems = [p.name for p in PROBLEMS]
+    samplers = list(cpu_suite.SAMPLERS)
+    assert samplers[:2] == [cpu_suite.GA_DEFAULT, cpu_suite.GA_VARIANT]
+    assert {"NSGAIISampler", "TPESampler", "CmaEsSampler", "RandomSampler"} <= set(samplers)
+
+    # Median tables: one per checkpoint, every sampler x problem cell a finite number >= 0.
+    header = "| Sampler | " + " | ".join(problems) + " |"
+    assert markdown.count(header) == 2
+    rows = _table_rows(markdown, header)
+    assert [r[0] for r in rows] == samplers * 2
+    for row in rows:
+        assert len(row) == 1 + len(problems)
+        assert all(_finite(c) >= 0.0 for c in row[1:])
+    # ... and each problem has a bold best.
+    for j in range(1, 1 + len(problems)):
+        assert any(r[j].startswith("**") for r in rows[: len(samplers)])
+
+    # Spread tables: one per problem.
+    for p in problems:
+        assert f"**{p}**" in markdown
+    spread = _table_rows(markdown, "| Sampler | after ")
+    assert [r[0] for r in spread] == samplers * len(problems)
+    for row in spread:
+        for cell in row[1:]:
+            numbers = re.findall(r"-?\d[\d.]*(?:e[+-]\d+)?", cell)
+            assert len(numbers) == 5, cell
+            assert all(math.isfinite(float(n)) for n in numbers), cell
+
+    # Timing table: every timed sampler at every size, finite positive times.
+    timing = _table_rows(markdown, "| Sampler | trials | history |")
+    assert [(r[0], r[1]) for r in timing] == [
+        (s, n) for s in cpu_suite.TIMED_SAMPLERS for n in ("60", "150")
+    ]
+    for row in timing:
+        assert row[2] in ("real", "random")
+        assert all(_finite(c) > 0.0 for c in row[3:7])
+
+    assert "GeneticSampler (default) ≥ NSGA-II" in markdown
+    assert markdown.count("Per-trial sampler overhead ≤ NSGA-II's") == 2
+    for needle in ("- Date:", "- Command:", "- Machine:", "- Versions:", "optuna-evo "):
+        assert needle in markdown
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The report of one ``python -m benchmarks.cpu_suite --quick`` run (a subprocess)."""
+    out = tmp_path_factory.mktemp("cpu_suite") / "cpu_suite_quick.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cpu_suite", "--quick", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert out.exists()
+    return out.read_text(encoding="utf-8")
+
+
+def test_quick_suite_writes_complete_report(quick_report: str) -> None:
+    assert "--quick" in quick_report
+    _check_report(quick_report)
+
+
+def test_report_check_rejects_a_broken_report(quick_report: str) -> None:
+    """The checks above must be able to fail: a missing row, a NaN cell, a missing table."""
+    lines = quick_report.splitlines()
+    missing_row = "\n".join(line for line in lines if not line.startswith("| CmaEsSampler |"))
+    with pytest.raises(AssertionError):
+        _check_report(missing_row)
+
+    row = next(line for line in lines if line.startswith("| TPESampler | "))
+    cells = row.split("|")
+    cells[2] = " nan "
+    with pytest.raises((AssertionError, ValueError)):
+        _check_report(quick_report.replace(row, "|".join(cells), 1))
+
+    cut = quick_report.index("## Sampler time per trial")
+    with pytest.raises(AssertionError):
+        _check_report(quick_report[:cut])
