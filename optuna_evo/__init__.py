@@ -1,7 +1,8 @@
 """optuna-evo: evolutionary search for Optuna.
 
-Public names: the samplers, the architecture helpers, and the helpers that read a trial's
-lineage from storage.
+Public names: the samplers, the learning-curve pruner, the architecture helpers, and the
+helpers that read a trial's lineage from storage. Subpackages: ``objectives`` (data, models,
+training loop), ``checkpoint``, ``genreg``, ``predictors``, ``operators``, ``visualization``.
 """
 
 from optuna_evo.architecture import Architecture
@@ -9,6 +10,8 @@ from optuna_evo.architecture import ArchitectureSpace
 from optuna_evo.architecture import suggest_architecture
 from optuna_evo.history import execution_details
 from optuna_evo.history import export_csv
+from optuna_evo.pruners import LearningCurvePruner
+from optuna_evo.samplers import GenderSampler
 from optuna_evo.samplers import GeneticSampler
 from optuna_evo.samplers import Lineage
 from optuna_evo.samplers import MAGESampler
@@ -23,7 +26,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Architecture",
     "ArchitectureSpace",
+    "GenderSampler",
     "GeneticSampler",
+    "LearningCurvePruner",
     "Lineage",
     "MAGESampler",
     "__version__",

@@ -41,6 +41,9 @@ SAMPLERS = {
         "crossover='blend', mutation='gaussian', n_elites=1, seed=seed)"
     ),
     "mage": "optuna_evo.MAGESampler(population_size=4, n_elites=1, seed=seed)",
+    "gender": (
+        "optuna_evo.GenderSampler(population_size=4, n_top_males=2, n_top_females=2, seed=seed)"
+    ),
 }
 
 

@@ -2,7 +2,8 @@
 
 from optuna_evo.samplers._population import Lineage
 from optuna_evo.samplers._population import PopulationSampler
+from optuna_evo.samplers.gender import GenderSampler
 from optuna_evo.samplers.genetic import GeneticSampler
 from optuna_evo.samplers.mage import MAGESampler
 
-__all__ = ["GeneticSampler", "Lineage", "MAGESampler", "PopulationSampler"]
+__all__ = ["GenderSampler", "GeneticSampler", "Lineage", "MAGESampler", "PopulationSampler"]

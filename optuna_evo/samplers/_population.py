@@ -16,7 +16,15 @@ study system attr ``{Class}:parent:{g}``  trial ids of generation ``g``'s parent
                                           written by the first worker that needs it
 trial system attr ``optuna_evo:weight_noise``  std of the noise a child adds to the weights it
                                           inherits (MAGE; read by ``checkpoint.load_parent``)
+trial system attrs ``optuna_evo:architecture``,  MAGE: the agent's architecture, its
+``optuna_evo:mutation_prob``,             rank-scaled mutation probability and the
+``optuna_evo:arch_mutation``              architecture mutation applied (see ``mage.py``)
+trial system attrs ``optuna_evo:female``,  Gender: the learning-curve predictor genome the
+``optuna_evo:female_parents``             trial carries and its female parents' trial numbers
+study system attr ``optuna_evo:females:{g}``  Gender: generation ``g``'s ranked top females
 ========================================  =======================================================
+
+Keys a subclass lists in ``MIRRORED_KEYS`` are also written as user attrs of the same name.
 
 Roles: ``random`` (sampled uniformly; generation 0 or no parent available), ``enqueued``
 (from :meth:`optuna.study.Study.enqueue_trial`; joins the generation being filled, which is
@@ -189,6 +197,10 @@ class PopulationSampler(BaseGASampler, abc.ABC):
 
     EXTRA_KEYS: tuple[str, ...] = ()
     """System-attr keys that :meth:`annotate` writes."""
+
+    MIRRORED_KEYS: tuple[str, ...] = ()
+    """Those of :attr:`EXTRA_KEYS` also written as user attrs (optuna-dashboard shows only
+    user attrs) when ``mirror_user_attrs`` is on."""
 
     def __init__(
         self, population_size: int, seed: int | None = None, mirror_user_attrs: bool = True
@@ -451,4 +463,7 @@ class PopulationSampler(BaseGASampler, abc.ABC):
                 ("parents", list(info.parent_numbers)),
             ):
                 storage.set_trial_user_attr(trial._trial_id, USER_ATTR_PREFIX + name, value)
+            for key in self.MIRRORED_KEYS:
+                if key in extras:
+                    storage.set_trial_user_attr(trial._trial_id, key, extras[key])
         return Plan(info, chosen, rng, extras)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 import math
 from typing import Any
+import weakref
 
 import numpy as np
 from optuna.distributions import BaseDistribution
@@ -14,12 +15,15 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_evo._experimental import experimental_class
+from optuna_evo.operators.crossover import BaseCrossover
 from optuna_evo.operators.crossover import BlendCrossover
 from optuna_evo.operators.crossover import make_crossover
+from optuna_evo.operators.mutation import BaseMutation
 from optuna_evo.operators.mutation import GaussianMutation
 from optuna_evo.operators.mutation import make_mutation
 from optuna_evo.predictors.female import DEFAULT_FEMALE
 from optuna_evo.predictors.female import FemaleGenome
+from optuna_evo.predictors.female import MaleCurve
 from optuna_evo.predictors.female import average_ranks
 from optuna_evo.predictors.population import FEMALE_KEY
 from optuna_evo.predictors.population import FEMALE_PARENTS_KEY
@@ -148,6 +152,7 @@ class GenderSampler(PopulationSampler):
     """
 
     EXTRA_KEYS = (FEMALE_KEY, FEMALE_PARENTS_KEY)
+    MIRRORED_KEYS = (FEMALE_PARENTS_KEY,)
 
     def __init__(
         self,
@@ -156,10 +161,10 @@ class GenderSampler(PopulationSampler):
         n_top_females: int = 4,
         early_steps: int = 3,
         speed_weight: float = 0.25,
-        crossover: str | Any = "uniform",
+        crossover: str | BaseCrossover = "uniform",
         swapping_prob: float = 0.5,
         blend_alpha: float = 0.5,
-        mutation: str | Any = "gaussian",
+        mutation: str | BaseMutation = "gaussian",
         mutation_prob: float = 0.2,
         mutation_sigma: float = 0.1,
         female_mutation_prob: float = 0.3,
@@ -191,6 +196,20 @@ class GenderSampler(PopulationSampler):
                 f"`female_mutation_sigma` must be > 0, got {female_mutation_sigma!r}."
             ) from None
         self._female_crossover = BlendCrossover(0.5)
+        # Stored populations never change (but for a same-content race): cache them per
+        # storage object, weakly, like the core's parent populations.
+        self._female_cache: weakref.WeakKeyDictionary[
+            Any, dict[tuple[int, int], FemalePopulation]
+        ] = weakref.WeakKeyDictionary()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        del state["_female_cache"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._female_cache = weakref.WeakKeyDictionary()
 
     @property
     def early_steps(self) -> int:
@@ -210,11 +229,19 @@ class GenderSampler(PopulationSampler):
         the same thing; concurrent writes store the same content.
         """
         if generation < 1:
-            raise ValueError(f"Females parent generations >= 1, got {generation}.")
+            raise ValueError(
+                f"`generation` must be >= 1 (generation 0's females are random), got {generation}."
+            )
+        per_study = self._female_cache.setdefault(study._storage, {})
+        cached = per_study.get((study._study_id, generation))
+        if cached is not None:
+            return cached
         attrs = study._storage.get_study_system_attrs(study._study_id)
         stored = attrs.get(females_key(generation))
         if stored is not None:
-            return FemalePopulation.from_dict(stored)
+            population = FemalePopulation.from_dict(stored)
+            per_study[(study._study_id, generation)] = population
+            return population
         # Fill from the newest stored generation (none after a restart from copied trials).
         first = generation
         while first > 1 and females_key(first - 1) not in attrs:
@@ -226,6 +253,7 @@ class GenderSampler(PopulationSampler):
             study._storage.set_study_system_attr(
                 study._study_id, females_key(g), previous.to_dict()
             )
+            per_study[(study._study_id, g)] = previous
         assert previous is not None
         return previous
 
@@ -245,12 +273,15 @@ class GenderSampler(PopulationSampler):
                 if t.number not in seen:
                     seen.add(t.number)
                     candidates.append((t.number, FemaleGenome.from_dict(data)))
-        earlier = [
-            t
-            for t in trials
-            if t.system_attrs.get(gen_key) is None or t.system_attrs[gen_key] < generation
-        ]
-        males = male_curves(earlier, self._early_steps)[-self._max_scoring_males :]
+        # The most recent scoring males, found newest-first so the cost stays flat.
+        males: list[MaleCurve] = []
+        for t in reversed(trials):
+            g = t.system_attrs.get(gen_key)
+            if g is None or g < generation:
+                males.extend(male_curves([t], self._early_steps))
+                if len(males) == self._max_scoring_males:
+                    break
+        males.reverse()
         ranked = rank_females(candidates, males, self._early_steps, self._error_weight)
         return FemalePopulation(
             generation=generation,
@@ -292,13 +323,13 @@ class GenderSampler(PopulationSampler):
             return []
         final_rank = average_ranks([r[1] for r in rows])
         speeds = [r[2] for r in rows]
-        known = [i for i, s in enumerate(speeds) if s is not None]
+        known = [(i, s) for i, s in enumerate(speeds) if s is not None]
         n = len(rows)
         speed_rank = np.full(n, (n + 1) / 2.0)  # neutral: the middle
         if len(known) > 1:
             # Spread the known speeds over 1..n so that neutral sits in their middle too.
-            ranks = average_ranks([-speeds[i] for i in known])
-            speed_rank[known] = 1.0 + (ranks - 1.0) * (n - 1) / (len(known) - 1)
+            ranks = average_ranks([-s for _, s in known])
+            speed_rank[[i for i, _ in known]] = 1.0 + (ranks - 1.0) * (n - 1) / (len(known) - 1)
         w = self._speed_weight
         score = (1.0 - w) * final_rank + w * speed_rank
         order = sorted(
@@ -326,7 +357,7 @@ class GenderSampler(PopulationSampler):
         rng: np.random.RandomState,
     ) -> tuple[str, list[FrozenTrial]]:
         """Two top males chosen uniformly (``child``), or the only one (``mutant``)."""
-        # Trial order, not storage order: the cached parent population comes back unranked.
+        # Uniform among the top males, in trial order so every worker draws the same pair.
         males = sorted(parent_population, key=lambda t: t.number)
         if len(males) >= 2:
             i, j = rng.choice(len(males), size=2, replace=False)
@@ -361,14 +392,6 @@ class GenderSampler(PopulationSampler):
             FEMALE_KEY: genome.to_dict(),
             FEMALE_PARENTS_KEY: [m.trial for m in chosen],
         }
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        """Assign lineage and female (core), and mirror the female parents for dashboards."""
-        plan = self._plan(study, trial)
-        if self._mirror_user_attrs and FEMALE_PARENTS_KEY in plan.extras:
-            study._storage.set_trial_user_attr(
-                trial._trial_id, FEMALE_PARENTS_KEY, plan.extras[FEMALE_PARENTS_KEY]
-            )
 
     def vary_param(self, plan: Plan, distribution: BaseDistribution, values: Sequence[Any]) -> Any:
         """Children cross over the male parents' values; every offspring then mutates."""

@@ -81,6 +81,7 @@ class MAGESampler(PopulationSampler):
     """
 
     EXTRA_KEYS = (ARCHITECTURE_KEY, MUTATION_PROB_KEY, WEIGHT_NOISE_KEY, ARCH_MUTATION_KEY)
+    MIRRORED_KEYS = (ARCHITECTURE_KEY, ARCH_MUTATION_KEY)
 
     def __init__(
         self,

@@ -1,0 +1,434 @@
+"""Tests of GenderSampler: males, stored female populations, lineage, and the accuracy plot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import math
+import pickle
+import uuid
+
+from evo_testing import STORAGE_KINDS
+from evo_testing import assert_consistent_lineage
+from evo_testing import run_workers
+from evo_testing import storage_for
+import numpy as np
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.samplers import BaseSampler
+from optuna.testing.pytest_samplers import BasicSamplerTestCase
+from optuna.testing.pytest_samplers import SingleOnlySamplerTestCase
+from optuna.trial import TrialState
+import plotly.graph_objects as go
+import pytest
+
+import optuna_evo
+from optuna_evo.predictors import DEFAULT_FEMALE
+from optuna_evo.predictors import FEMALE_KEY
+from optuna_evo.predictors import FEMALE_PARENTS_KEY
+from optuna_evo.predictors import GENE_SPACE
+from optuna_evo.predictors import FemaleGenome
+from optuna_evo.predictors import MaleCurve
+from optuna_evo.predictors import evaluate_female
+from optuna_evo.predictors import load_females
+from optuna_evo.predictors import stored_female_generations
+from optuna_evo.predictors import trial_female
+from optuna_evo.pruners import LearningCurvePruner
+from optuna_evo.samplers.gender import GenderSampler
+from optuna_evo.visualization import plot_predictor_accuracy
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+N_REPORTS = 40
+
+
+class TestGenderSamplerContract(BasicSamplerTestCase, SingleOnlySamplerTestCase):
+    """Optuna's own sampler contract suite (its objectives never report)."""
+
+    @pytest.fixture
+    def sampler(self) -> Callable[[], BaseSampler]:
+        return lambda: GenderSampler(population_size=4, n_top_males=2, n_top_females=2, seed=1)
+
+
+def synthetic_curve(
+    x: float, lr: float, seed: int, n_reports: int = N_REPORTS
+) -> tuple[np.ndarray, float]:
+    """Loss curve of a synthetic configuration and its noise-free final value.
+
+    A larger ``lr`` learns faster but plateaus higher; ``x`` moves the plateau. Early losses
+    therefore rank configurations differently from final losses.
+    """
+    rate = (math.log10(lr) + 3.0) / 3.0
+    t = np.arange(1, n_reports + 1, dtype=float)
+    clean = 0.5 + 0.3 * x * x + 0.6 * rate + 2.0 * t ** -(0.2 + 1.5 * rate)
+    return clean + np.random.RandomState(seed).normal(0.0, 0.005, n_reports), float(clean[-1])
+
+
+def objective(trial: optuna.Trial, n_reports: int = N_REPORTS) -> float:
+    x = trial.suggest_float("x", -2.0, 2.0)
+    lr = trial.suggest_float("lr", 1e-3, 1.0, log=True)
+    values, _ = synthetic_curve(x, lr, trial.number, n_reports)
+    for step, value in enumerate(values, start=1):
+        trial.report(float(value), step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return float(values[-1])
+
+
+def _sampler(**kwargs: object) -> GenderSampler:
+    defaults: dict[str, object] = {"population_size": 8, "early_steps": 8, "seed": 0}
+    return GenderSampler(**{**defaults, **kwargs})  # type: ignore[arg-type]
+
+
+def _run(n_trials: int = 40, pruner: optuna.pruners.BasePruner | None = None, **kwargs: object):
+    study = optuna.create_study(
+        sampler=_sampler(**kwargs), pruner=pruner or optuna.pruners.NopPruner()
+    )
+    study.optimize(objective, n_trials=n_trials)
+    return study
+
+
+def test_experimental_warning() -> None:
+    with pytest.warns(ExperimentalWarning):
+        GenderSampler()
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"population_size": 1}, "population_size"),
+        ({"population_size": 0}, "population_size"),
+        ({"population_size": 4.5}, "population_size"),
+        ({"n_top_males": 0}, "n_top_males"),
+        ({"n_top_males": 11}, "n_top_males"),
+        ({"n_top_males": True}, "n_top_males"),
+        ({"n_top_females": 0}, "n_top_females"),
+        ({"n_top_females": -3}, "n_top_females"),
+        ({"n_top_females": 11}, "n_top_females"),
+        ({"early_steps": 0}, "early_steps"),
+        ({"early_steps": -1}, "early_steps"),
+        ({"early_steps": 2.5}, "early_steps"),
+        ({"speed_weight": 1.5}, "speed_weight"),
+        ({"speed_weight": -0.1}, "speed_weight"),
+        ({"mutation_prob": 2.0}, "mutation_prob"),
+        ({"female_mutation_prob": -0.5}, "female_mutation_prob"),
+        ({"female_mutation_sigma": 0.0}, "female_mutation_sigma"),
+        ({"error_weight": -1.0}, "error_weight"),
+        ({"error_weight": math.inf}, "error_weight"),
+        ({"max_scoring_males": 2}, "max_scoring_males"),
+        ({"crossover": "sbx"}, "crossover"),
+        ({"mutation": "flip"}, "mutation"),
+        ({"mutation": "gaussian", "mutation_sigma": 0.0}, "mutation_sigma"),
+        ({"crossover": "blend", "blend_alpha": -1.0}, "blend_alpha"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        GenderSampler(**{"population_size": 10, **kwargs})
+
+
+def test_multi_objective_refused() -> None:
+    study = optuna.create_study(directions=["minimize", "maximize"], sampler=GenderSampler())
+    with pytest.raises(ValueError, match="single-objective"):
+        study.optimize(lambda t: (t.suggest_float("x", 0, 1), 0.0), n_trials=1)
+
+
+def test_lineage_males_and_females() -> None:
+    study = _run(40, n_top_males=3, n_top_females=3)
+    trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    assert_consistent_lineage(study, min_generations=5)
+    generations = stored_female_generations(study)
+    assert generations == list(range(1, max(generations) + 1)) and len(generations) >= 4
+    for t in trials:
+        info = optuna_evo.lineage(t, study)
+        female = trial_female(t, study)
+        assert female is not None
+        for name, value in female.genes().items():
+            dist = GENE_SPACE[name]
+            assert dist._contains(dist.to_internal_repr(value))
+        female_parents = t.system_attrs[FEMALE_PARENTS_KEY]
+        assert t.user_attrs[FEMALE_PARENTS_KEY] == female_parents  # mirrored for dashboards
+        if info.generation == 0:
+            assert info.role == "random" and female_parents == []
+            continue
+        assert info.role == "child" and len(set(info.parent_ids)) == 2
+        # Male parents are among the generation's stored top males.
+        top_males = study._storage.get_study_system_attrs(study._study_id)[
+            f"GenderSampler:parent:{info.generation}"
+        ]
+        assert len(top_males) == 3 and set(info.parent_ids) <= set(top_males)
+        # Female parents are two distinct members of the generation's stored top females.
+        population = load_females(study, info.generation)
+        assert population is not None and len(population.members) == 3
+        members = {m.trial: m.genome for m in population.members}
+        assert len(female_parents) == 2 and len(set(female_parents)) == 2
+        assert set(female_parents) <= set(members)
+        for number in female_parents:
+            if number is not None:  # a female carried by an earlier trial, unchanged
+                assert by_number[number].system_attrs[FEMALE_KEY] == members[number].to_dict()
+                assert optuna_evo.lineage(by_number[number], study).generation < info.generation
+            else:
+                assert members[None] == DEFAULT_FEMALE
+    # Populations are ranked best first.
+    for g in generations:
+        fitness = [m.fitness for m in load_females(study, g).members]  # type: ignore[union-attr]
+        assert fitness == sorted(fitness, reverse=True)
+
+
+def test_females_scored_on_finished_males_of_earlier_generations() -> None:
+    study = _run(32)
+    for g in stored_female_generations(study):
+        population = load_females(study, g)
+        assert population is not None
+        earlier = [
+            t
+            for t in study.trials
+            if t.state == TrialState.COMPLETE and optuna_evo.lineage(t, study).generation < g
+        ]
+        assert population.n_males == len(earlier) and population.early_steps == 8
+        males = [
+            MaleCurve.from_arrays(
+                list(t.intermediate_values), list(t.intermediate_values.values()), t.value
+            )
+            for t in sorted(earlier, key=lambda t: t.number)
+        ]
+        best = population.members[0]
+        # Its stored fitness is reproducible from storage alone.
+        assert evaluate_female(best.genome, males, 8).fitness == best.fitness
+
+
+@pytest.mark.parametrize("speed_weight", [0.0, 1.0])
+def test_top_males_by_value_or_by_early_speed(speed_weight: float) -> None:
+    study = _run(16, speed_weight=speed_weight, n_top_males=3)
+    gen0 = [t for t in study.trials if optuna_evo.lineage(t, study).generation == 0]
+    if speed_weight == 0.0:
+        expected = sorted(gen0, key=lambda t: t.value)[:3]
+    else:
+
+        def speed(t: optuna.trial.FrozenTrial) -> float:
+            values = [t.intermediate_values[s] for s in sorted(t.intermediate_values)][:8]
+            return (values[0] - values[-1]) / abs(values[0]) / 7.0
+
+        expected = sorted(gen0, key=speed, reverse=True)[:3]
+    parent_ids = study._storage.get_study_system_attrs(study._study_id)["GenderSampler:parent:1"]
+    assert set(parent_ids) == {t._trial_id for t in expected}
+
+
+def test_rank_males_predicts_pruned_and_drops_unusable() -> None:
+    study = optuna.create_study()
+    steps = list(range(1, 21))
+    for final in (1.0, 2.0, 3.0):  # COMPLETE: flat curves ending at their value
+        study.add_trial(
+            optuna.create_trial(
+                value=final, intermediate_values={s: final for s in steps}, params={}
+            )
+        )
+    # Pruned at step 10 but headed for ~1.5: ranks between the first and second COMPLETE.
+    pruned_curve = {s: 1.5 + 4.0 * (s + 1.0) ** -1.0 for s in range(1, 11)}
+    study.add_trial(
+        optuna.create_trial(state=TrialState.PRUNED, intermediate_values=pruned_curve, params={})
+    )
+    study.add_trial(optuna.create_trial(state=TrialState.PRUNED, params={}))  # no report
+    study.add_trial(optuna.create_trial(state=TrialState.FAIL, params={}))
+    sampler = GenderSampler(population_size=4, early_steps=3, speed_weight=0.0)
+    ranked = sampler.rank_males(study, study.trials, FemaleGenome(weights=(0, 0, 1, 0, 0)))
+    assert [t.number for t in ranked] == [0, 3, 1, 2]
+    # The "last value" predictor sees the pruned trial at 1.86: still second.
+    ranked = sampler.rank_males(study, study.trials, FemaleGenome.last_value())
+    assert [t.number for t in ranked] == [0, 3, 1, 2]
+
+
+def test_objective_without_reports_ranks_by_value() -> None:
+    sampler = GenderSampler(population_size=6, n_top_males=2, speed_weight=0.9, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=18)
+    gen0 = [t for t in study.trials if optuna_evo.lineage(t, study).generation == 0]
+    best_two = {t._trial_id for t in sorted(gen0, key=lambda t: t.value)[:2]}  # type: ignore[arg-type, return-value]
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    assert set(attrs["GenderSampler:parent:1"]) == best_two
+    population = load_females(study, 1)
+    assert population is not None and population.n_males == 0 and not population.scored
+    assert optuna_evo.predictors.best_female(study) is None
+
+
+def test_same_seed_same_run_and_females() -> None:
+    def run(seed: int) -> list[tuple[dict, dict]]:
+        study = _run(24, seed=seed)
+        return [(t.params, t.system_attrs[FEMALE_KEY]) for t in study.trials]
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_pickles_and_continues_identically() -> None:
+    sampler = _sampler(seed=7)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=12)
+    twin = optuna.create_study(sampler=pickle.loads(pickle.dumps(sampler)))
+    for t in study.trials:
+        twin.add_trial(t)
+    study.optimize(objective, n_trials=6)
+    twin.optimize(objective, n_trials=6)
+    assert [t.params for t in study.trials[-6:]] == [t.params for t in twin.trials[-6:]]
+
+
+def test_stored_females_beat_last_value_on_held_out_curves() -> None:
+    """The study's best stored female ranks 200 unseen configurations better than the last
+    value after 8 of 40 reports does."""
+    rng = np.random.RandomState(123)
+    held_out = []
+    for i in range(200):
+        x, lr = rng.uniform(-2, 2), math.exp(rng.uniform(math.log(1e-3), 0.0))
+        values, final = synthetic_curve(x, lr, 10_000 + i)
+        held_out.append(MaleCurve.from_arrays(np.arange(1, N_REPORTS + 1), values, final))
+    last = evaluate_female(FemaleGenome.last_value(), held_out, 8).rho
+    gains = []
+    for seed in range(3):
+        population = load_females(_run(60, population_size=10, seed=seed))
+        assert population is not None and population.scored
+        rho = evaluate_female(population.members[0].genome, held_out, 8).rho
+        assert rho > last, (seed, rho, last)  # type: ignore[operator]
+        gains.append(rho - last)  # type: ignore[operator]
+    assert np.mean(gains) > 0.02, gains
+    print(f"held-out rank correlation: last value {last:.3f}, gains {np.round(gains, 3)}")
+
+
+def test_females_survive_a_restart(tmp_path) -> None:
+    path = str(tmp_path / "journal.log")
+
+    def short(trial: optuna.Trial) -> float:
+        return objective(trial, n_reports=12)
+
+    def storage() -> optuna.storages.BaseStorage:
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+
+    study = optuna.create_study(
+        study_name="g", storage=storage(), sampler=_sampler(seed=1, early_steps=4)
+    )
+    study.optimize(short, n_trials=24)
+    before = {g: load_females(study, g) for g in stored_female_generations(study)}
+    assert len(before) >= 2
+    del study
+
+    # A new process would see only the storage: a fresh sampler object with another seed.
+    restarted = optuna.load_study(
+        study_name="g", storage=storage(), sampler=_sampler(seed=99, early_steps=4)
+    )
+    sampler = restarted.sampler
+    assert isinstance(sampler, GenderSampler)
+    for g, population in before.items():
+        assert load_females(restarted, g) == population
+        assert sampler.female_population(restarted, g) == population  # read, not recomputed
+    restarted.optimize(short, n_trials=16)
+    after = {g: load_females(restarted, g) for g in stored_female_generations(restarted)}
+    assert {g: after[g] for g in before} == before
+    assert max(after) > max(before)
+    # The new generations' females descend from the stored ones.
+    first_new = min(set(after) - set(before))
+    stored_numbers = {m.trial for p in before.values() for m in p.members}
+    carried = {t.number for t in restarted.trials if t.number < 24}
+    new_members = {m.trial for m in after[first_new].members}  # type: ignore[union-attr]
+    assert new_members <= stored_numbers | carried | {None}
+
+
+@pytest.mark.parametrize("kind", STORAGE_KINDS)
+def test_two_processes_share_one_female_population(kind: str, tmp_path) -> None:
+    expr, storage = storage_for(kind, tmp_path)
+    name = f"gender-{uuid.uuid4().hex}"
+    optuna.create_study(study_name=name, storage=storage)
+    run_workers(
+        expr,
+        name,
+        "optuna_evo.GenderSampler(population_size=4, early_steps=3)",
+        """
+        import math
+        def objective(trial):
+            x = trial.suggest_float("x", -2, 2)
+            lr = trial.suggest_float("lr", 1e-3, 1, log=True)
+            rate = (math.log10(lr) + 3) / 3
+            value = None
+            for step in range(1, 7):
+                value = 0.5 + x * x + rate + 2.0 * step ** -(0.2 + 1.5 * rate)
+                trial.report(value, step)
+            return value
+        """,
+        n_workers=2,
+        n_trials=12,
+        pruner_expr="optuna_evo.LearningCurvePruner()",
+    )
+    study = optuna.load_study(study_name=name, storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 24
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert_consistent_lineage(study, min_generations=3)
+    generations = stored_female_generations(study)
+    assert len(generations) >= 2
+    by_number = {t.number: t for t in trials}
+    for t in trials:
+        info = optuna_evo.lineage(t, study)
+        assert FEMALE_KEY in t.system_attrs
+        for number in t.system_attrs[FEMALE_PARENTS_KEY]:
+            if number is not None:
+                parent = by_number[number]
+                assert optuna_evo.lineage(parent, study).generation < info.generation
+        if info.generation > 0:
+            assert info.generation in generations
+    for g in generations:
+        for member in load_females(study, g).members:  # type: ignore[union-attr]
+            if member.trial is not None:
+                assert by_number[member.trial].system_attrs[FEMALE_KEY] == member.genome.to_dict()
+    # Scored populations exist, so a pruner in either process would use the same female.
+    assert load_females(study).scored  # type: ignore[union-attr]
+
+
+def test_threads_share_one_sampler() -> None:
+    study = optuna.create_study(
+        sampler=_sampler(population_size=5, early_steps=4), pruner=optuna.pruners.NopPruner()
+    )
+    study.optimize(objective, n_trials=25, n_jobs=3)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert_consistent_lineage(study, min_generations=3)
+
+
+def test_with_pruner_pruned_males_still_breed() -> None:
+    study = _run(48, pruner=LearningCurvePruner())
+    states = [t.state for t in study.trials]
+    assert TrialState.PRUNED in states and TrialState.COMPLETE in states
+    assert_consistent_lineage(study, min_generations=4)
+    assert load_females(study).scored  # type: ignore[union-attr]
+
+
+# -- plot ---------------------------------------------------------------------------------
+
+
+def test_plot_predictor_accuracy() -> None:
+    study = _run(40)
+    figure = plot_predictor_accuracy(study)
+    assert isinstance(figure, go.Figure)
+    assert figure.layout.title.text == "Predictor Accuracy Plot"
+    assert figure.layout.xaxis.title.text == "Actual final value"
+    assert figure.layout.yaxis.title.text == "Predicted final value"
+    scatter = [d for d in figure.data if d.mode == "markers"]
+    generations = [g for g in stored_female_generations(study) if g <= 4]
+    assert [d.name.split(" (")[0] for d in scatter] == [f"Generation {g}" for g in generations]
+    for trace, g in zip(scatter, generations):
+        members = [
+            t
+            for t in study.trials
+            if optuna_evo.lineage(t, study).generation == g and t.state == TrialState.COMPLETE
+        ]
+        assert sorted(trace.x) == sorted(t.value for t in members)
+        genome = load_females(study, g).best  # type: ignore[union-attr]
+        first = min(members, key=lambda t: t.number)
+        steps = sorted(first.intermediate_values)[:8]
+        expected = genome.predict(steps, [first.intermediate_values[s] for s in steps], 40)  # type: ignore[union-attr]
+        assert trace.y[0] == pytest.approx(expected)
+    assert figure.data[-1].mode == "lines"  # the diagonal
+    only = plot_predictor_accuracy(study, generations=[2])
+    assert len(only.data) == 2
+
+
+def test_plot_predictor_accuracy_empty() -> None:
+    figure = plot_predictor_accuracy(optuna.create_study())
+    assert isinstance(figure, go.Figure) and len(figure.data) == 0
+    assert figure.layout.title.text == "Predictor Accuracy Plot"

@@ -1,0 +1,628 @@
+"""GENREG: trust arithmetic, batched evaluation, tasks, checkpoints, objective, trust selection."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+import re
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+from optuna.trial import create_trial
+import pytest
+import torch
+
+from optuna_evo import GeneticSampler
+from optuna_evo.genreg import GenregObjective
+from optuna_evo.genreg import GenregTask
+from optuna_evo.genreg import GenregTrainer
+from optuna_evo.genreg import evaluate_batched
+from optuna_evo.genreg import evaluate_loop
+from optuna_evo.genreg import format_per_class_table
+from optuna_evo.genreg import load_genome
+from optuna_evo.genreg import load_task
+from optuna_evo.genreg import per_class_accuracy
+from optuna_evo.genreg import render_alphabet
+from optuna_evo.genreg import save_genome
+from optuna_evo.genreg.checkpoint import _has_safetensors
+from optuna_evo.objectives.data import DataNotFoundError
+from optuna_evo.objectives.data import make_synthetic
+from optuna_evo.operators.trust import TrustWeightedSelection
+from optuna_evo.operators.trust import positive_weights
+from optuna_evo.samplers._population import LINEAGE_KEY
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    # The tensors here are small: with 2 intra-op threads on 2 busy shared cores, OpenMP's
+    # spinning made a 1 s run take 30 s. One thread is fast and unaffected by neighbours.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _blobs(n: int = 600, n_features: int = 12, n_classes: int = 3) -> Any:
+    return make_synthetic(n, n_features, n_classes, seed=0, device="cpu")
+
+
+# -- trust arithmetic ---------------------------------------------------------------------
+
+
+def _two_class_population() -> tuple[GenregTrainer, torch.Tensor, torch.Tensor]:
+    """Four linear genomes on one-hot inputs of two classes, with known predictions.
+
+    genome 0 always says class 0, genome 1 always class 1, genome 2 is always right and
+    genome 3 always wrong.
+    """
+    trainer = GenregTrainer(
+        layers=[2, 2],
+        population=4,
+        mutation_rate=0.0,
+        child_mutation_rate=0.0,
+        survival_cutoff=0.5,
+        samples_per_class=5,
+        seed=3,
+        device="cpu",
+    )
+    eye = torch.eye(2)
+    weights = torch.stack([torch.zeros(2, 2), torch.zeros(2, 2), eye, -eye])
+    biases = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
+    trainer.set_population([weights], [biases])
+    x = torch.eye(2).repeat(3, 1)  # three copies of each class's one-hot input
+    y = torch.tensor([0, 1]).repeat(3)
+    return trainer, x, y
+
+
+def test_trust_update_matches_hand_computed_values() -> None:
+    trainer, x, y = _two_class_population()
+    # 5 samples per class, 10 per generation: constant genomes are right on 5, wrong on 5.
+    reward = {0: 5 * 10.0 + 5 * -1.5, 1: 5 * 10.0 + 5 * -1.5, 2: 10 * 10.0, 3: 10 * -1.5}
+    assert reward == {0: 42.5, 1: 42.5, 2: 100.0, 3: -15.0}
+
+    trainer.fit(x, y, 1)
+    assert trainer.last_trust.tolist() == pytest.approx([42.5, 42.5, 100.0, -15.0])
+    assert trainer.last_correct.tolist() == [5, 5, 10, 0]
+    sources = trainer.last_sources.tolist()
+    assert sources[:2] == [2, 0]  # the top half by trust survives, best first (stable on ties)
+    assert all(s in (2, 0) for s in sources[2:])  # children come from survivors
+    after_first = [100.0, 42.5] + [0.03 * (100.0 if s == 2 else 42.5) for s in sources[2:]]
+    assert trainer.trust.tolist() == pytest.approx(after_first)
+    # Without mutation a child is an exact copy of its parent.
+    for slot, src in enumerate(sources):
+        expected = {2: torch.eye(2), 0: torch.zeros(2, 2)}[src]
+        assert torch.equal(trainer.weights[0][slot], expected)
+
+    trainer.fit(x, y, 1)
+    second = [0.8 * t + reward[2 if s == 2 else 0] for t, s in zip(after_first, sources)]
+    assert trainer.last_trust.tolist() == pytest.approx(second)
+
+
+def test_parent_draws_follow_shifted_trust() -> None:
+    counts = {0: 0, 2: 0}
+    for seed in range(150):
+        t, x, y = _two_class_population()
+        t._generator.manual_seed(seed)
+        t.fit(x, y, 1)
+        for s in t.last_sources[2:].tolist():
+            counts[s] += 1
+    # Weights trust - min(trust) (+ tiny eps): 115 for genome 2, 57.5 for genome 0 -> 2 : 1.
+    share = counts[2] / (counts[0] + counts[2])
+    assert share == pytest.approx(2 / 3, abs=0.07)
+
+
+def test_logprob_fitness_is_mean_log_probability_of_the_truth() -> None:
+    trainer, x, y = _two_class_population()
+    trainer.fitness = "logprob"
+    trainer.fit(x, y, 1)
+    # genome 2 gives logits x: log p(true) = log(e / (e + 1)) on every sample.
+    right = math.log(math.e / (math.e + 1))
+    constant = 0.5 * right + 0.5 * math.log(1 / (math.e + 1))
+    expected = [constant, constant, right, math.log(1 / (1 + math.e))]
+    assert trainer.last_rewards.tolist() == pytest.approx(expected, rel=1e-5)
+
+
+# -- reproducibility, autograd, batched vs loop ----------------------------------------------
+
+
+def test_same_seed_same_result_and_different_seed_differs() -> None:
+    data = _blobs()
+
+    def run(seed: int, **kwargs: Any) -> GenregTrainer:
+        t = GenregTrainer(
+            layers=[12, 8, 3],
+            population=16,
+            samples_per_class=4,
+            seed=seed,
+            device="cpu",
+            **kwargs,
+        )
+        return t.fit(data.train_x, data.train_y, 6)
+
+    a, b, c = run(1), run(1), run(2)
+    assert torch.equal(a.theta, b.theta) and torch.equal(a.trust, b.trust)
+    assert not torch.equal(a.theta, c.theta)
+    opts = {"elitism": 2, "adaptive_mutation": 0.3, "fitness": "logprob"}
+    d, e = run(4, **opts), run(4, **opts)
+    assert torch.equal(d.theta, e.theta) and torch.equal(d.scales, e.scales)
+
+
+def test_no_tensor_in_a_run_has_a_grad_fn() -> None:
+    data = _blobs()
+    with torch.enable_grad():
+        trainer = GenregTrainer(
+            layers=[12, 8, 3],
+            population=8,
+            samples_per_class=4,
+            seed=0,
+            device="cpu",
+            elitism=1,
+            adaptive_mutation=0.2,
+        )
+        trainer.fit(data.train_x, data.train_y, 4)
+        genome = trainer.best_genome()
+        logits = genome.logits(data.val_x)
+        accuracy = trainer.evaluate_population(data.val_x, data.val_y)
+    tensors = [
+        trainer.theta,
+        trainer.trust,
+        trainer.scales,
+        trainer.last_trust,
+        trainer.last_rewards,
+        trainer.last_correct,
+        trainer.last_sources,
+        logits,
+        accuracy,
+        *trainer.weights,
+        *trainer.biases,
+        *genome.weights,
+        *genome.biases,
+    ]
+    for t in tensors:
+        assert t.grad_fn is None and not t.requires_grad
+    assert torch.is_inference(trainer.theta)  # created under torch.inference_mode
+
+
+def test_evaluate_loop_matches_batched() -> None:
+    trainer = GenregTrainer(layers=[12, 8, 5, 3], population=6, seed=0, device="cpu")
+    x = torch.randn(20, 12, generator=torch.Generator().manual_seed(0))
+    batched = evaluate_batched(trainer.weights, trainer.biases, x, "tanh")
+    looped = evaluate_loop(trainer.weights, trainer.biases, x, "tanh")
+    assert batched.shape == (6, 20, 3)
+    torch.testing.assert_close(batched, looped, rtol=1e-5, atol=1e-5)
+    relu_b = evaluate_batched(trainer.weights, trainer.biases, x, "relu")
+    torch.testing.assert_close(relu_b, evaluate_loop(trainer.weights, trainer.biases, x, "relu"))
+    assert not torch.allclose(batched, relu_b)
+
+
+def test_loop_mode_evolves_like_batched_mode() -> None:
+    data = _blobs()
+    accuracies = {}
+    for mode in ("batched", "loop"):
+        t = GenregTrainer(
+            layers=[12, 8, 3],
+            population=12,
+            samples_per_class=8,
+            trust_decay=1.0,
+            mutation_scale=0.1,
+            mode=mode,
+            seed=0,
+            device="cpu",
+        )
+        t.fit(data.train_x, data.train_y, 40, progress=True, log_every=20)
+        accuracies[mode] = t.evaluate(data.val_x, data.val_y)
+    # Different random streams, same algorithm: both learn the easy blobs.
+    assert min(accuracies.values()) > 0.6, accuracies
+
+
+def test_elitism_keeps_the_best_genome_and_adaptive_scales_move() -> None:
+    data = _blobs()
+    t = GenregTrainer(
+        layers=[12, 8, 3],
+        population=10,
+        samples_per_class=4,
+        elitism=1,
+        adaptive_mutation=0.5,
+        seed=0,
+        device="cpu",
+    )
+    t.fit(data.train_x, data.train_y, 2)
+    before = t.theta.clone()
+    t.fit(data.train_x, data.train_y, 1)
+    sources = t.last_sources.tolist()
+    assert torch.equal(t.theta[0], before[sources[0]])  # the elite is not mutated
+    assert not torch.equal(t.theta[1], before[sources[1]])  # other survivors are
+    assert not torch.allclose(t.scales, torch.full_like(t.scales, t.mutation_scale))
+    assert (t.scales > 0).all()
+
+
+def test_sparse_mutation_hits_the_configured_rate() -> None:
+    t = GenregTrainer(
+        layers=[50, 40, 10],
+        population=20,
+        mutation_rate=0.08,
+        child_mutation_rate=0.0,
+        survival_cutoff=0.5,
+        seed=0,
+        device="cpu",
+    )
+    before = t.theta.clone()
+    with torch.inference_mode():
+        t._mutate_rows(5, 0.08)
+    changed = t.theta != before
+    assert not changed[:5].any()
+    rate = changed[5:].double().mean().item()
+    assert rate == pytest.approx(0.08, abs=0.004)  # 15 * 2450 weights: sd about 0.0014
+
+
+# -- learning ---------------------------------------------------------------------------------
+
+
+def _fashion(**kwargs: Any) -> GenregTask:
+    try:
+        return load_task("fashion-mnist", device="cpu", **kwargs)
+    except DataNotFoundError as e:
+        pytest.skip(f"FashionMNIST not available: {e}")
+
+
+def test_small_population_beats_chance_on_fashion_mnist_quickly() -> None:
+    task = _fashion(max_train=5000, max_val=1000)
+    trainer = GenregTrainer(
+        layers=[784, 16, 10],
+        population=40,
+        samples_per_class=10,
+        trust_decay=1.0,
+        seed=0,
+        device="cpu",
+    )
+    start = time.perf_counter()
+    trainer.fit(task.train_x, task.train_y, 150)
+    elapsed = time.perf_counter() - start
+    accuracy = trainer.evaluate(task.val_x, task.val_y)
+    assert accuracy > 0.35, accuracy  # chance is 0.10
+    assert elapsed < 20.0, elapsed
+    acc, count = trainer.per_class_accuracy(task.val_x, task.val_y)
+    assert acc.shape == (10,) and int(count.sum()) == len(task.val_y)
+    table = format_per_class_table(acc, task.class_names, count)
+    assert "Ankle boot" in table and table.count("\n") == 11
+
+
+def test_alphabet_task_is_learned_with_a_small_image() -> None:
+    x, y = render_alphabet(size=16)
+    task = GenregTask(x, y, x, y, x, y, 26, list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), "alphabet")
+    trainer = GenregTrainer(
+        layers=task.default_layers(32),
+        population=60,
+        samples_per_class=1,
+        trust_decay=1.0,
+        elitism=2,
+        fitness="logprob",
+        mutation_rate=0.01,
+        child_mutation_rate=0.05,
+        mutation_scale=0.1,
+        seed=0,
+        device="cpu",
+    )
+    trainer.fit(task.train_x, task.train_y, 300)
+    # Chance is 1/26; these options read every letter within ~250 generations on most seeds.
+    assert trainer.evaluate(task.test_x, task.test_y) >= 0.9
+
+
+# -- alphabet -------------------------------------------------------------------------------
+
+
+def test_render_alphabet_gives_26_distinct_classes_of_the_right_shape() -> None:
+    x, y = render_alphabet()
+    assert x.shape == (26, 100 * 100) and x.dtype == torch.float32
+    assert torch.equal(y, torch.arange(26))
+    assert x.min() >= 0.0 and x.max() <= 1.0 and (x.sum(1) > 0).all()
+    assert len({row.numpy().tobytes() for row in x}) == 26
+
+    xa, ya = render_alphabet(size=32, variations=4, seed=1)
+    assert xa.shape == (104, 32 * 32) and torch.equal(ya, torch.arange(26).repeat(4))
+    assert len({row.numpy().tobytes() for row in xa}) == 104  # augmented ones differ too
+    again, _ = render_alphabet(size=32, variations=4, seed=1)
+    assert torch.equal(xa, again)
+    other, _ = render_alphabet(size=32, variations=4, seed=2)
+    assert torch.equal(other[:26], xa[:26]) and not torch.equal(other[26:], xa[26:])
+
+    builtin, _ = render_alphabet(size=28, fonts=[None])  # Pillow's own scalable font
+    assert len({row.numpy().tobytes() for row in builtin}) == 26
+
+
+def test_alphabet_tasks() -> None:
+    plain = load_task("alphabet", size=20, device="cpu")
+    assert plain.train_x.shape == (26, 400) and plain.n_classes == 26
+    assert plain.default_layers(128) == [400, 128, 26]
+    augmented = load_task(
+        "alphabet-augmented", size=20, variations=3, eval_variations=2, device="cpu"
+    )
+    assert augmented.train_x.shape == (78, 400) and augmented.val_x.shape == (52, 400)
+    train_rows = {r.numpy().tobytes() for r in augmented.train_x}
+    assert not any(r.numpy().tobytes() in train_rows for r in augmented.test_x)
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "torch"])
+def test_checkpoint_round_trip(tmp_path: Path, fmt: str) -> None:
+    if fmt == "safetensors" and not _has_safetensors():
+        pytest.skip("safetensors is not installed")
+    data = _blobs()
+    trainer = GenregTrainer(layers=[12, 8, 3], population=8, seed=0, device="cpu")
+    trainer.fit(data.train_x, data.train_y, 3)
+    accuracy = trainer.evaluate(data.val_x, data.val_y)
+    path = save_genome(tmp_path / f"best.{fmt}", trainer, {"task": "blobs"}, format=fmt)
+    genome = load_genome(path)
+    best = trainer.best_genome()
+    for a, b in zip(genome.weights + genome.biases, best.weights + best.biases):
+        assert torch.equal(a, b)
+    assert genome.layers == [12, 8, 3] and genome.activation == "tanh"
+    assert genome.config["task"] == "blobs" and genome.config["population"] == 8
+    assert genome.config["generation"] == 3
+    assert genome.accuracy(data.val_x, data.val_y) == accuracy
+    if fmt == "torch":
+        tensors = torch.load(path, weights_only=True)  # plain tensors only
+        assert set(tensors) == {"w0", "b0", "w1", "b1"}
+        assert json.loads(Path(f"{path}.json").read_text())["layers"] == [12, 8, 3]
+    raw = save_genome(tmp_path / f"raw.{fmt}", (best.weights, best.biases), format=fmt)
+    assert load_genome(raw).accuracy(data.val_x, data.val_y) == accuracy
+    with pytest.raises(ValueError, match="chain"):
+        save_genome(tmp_path / "bad", (best.weights, best.biases[::-1]), format=fmt)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception):  # noqa: B017 - any refusal will do, never an unpickle
+        load_genome(tmp_path / "junk.pt")
+
+
+def test_per_class_accuracy_table() -> None:
+    pred = torch.tensor([0, 0, 1, 1, 2, 0])
+    true = torch.tensor([0, 0, 1, 2, 2, 2])
+    acc, count = per_class_accuracy(pred, true, 4)
+    assert acc[:3].tolist() == pytest.approx([1.0, 1.0, 1 / 3]) and math.isnan(acc[3])
+    assert count.tolist() == [2, 1, 3, 0]
+    table = format_per_class_table(acc, ["a", "b", "c", "d"], count)
+    assert "| a | 100.0 % | 2 | mastered |" in table
+    assert "| c | 33.3 % | 3 | struggling |" in table and "no samples" in table
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"layers": [784]},
+        {"layers": [784, 0, 10]},
+        {"population": 1},
+        {"mutation_rate": 1.5},
+        {"child_mutation_rate": -0.1},
+        {"mutation_scale": 0.0},
+        {"mutation_scale": math.nan},
+        {"survival_cutoff": 0.0},
+        {"survival_cutoff": 1.0},
+        {"survival_cutoff": 0.001},
+        {"trust_inheritance": 1.5},
+        {"trust_decay": -0.1},
+        {"correct_reward": -2.0},
+        {"samples_per_class": 0},
+        {"activation": "sigmoid"},
+        {"init_scale": -1.0},
+        {"elitism": 41},
+        {"adaptive_mutation": -0.1},
+        {"fitness": "loss"},
+        {"mode": "threads"},
+        {"seed": -1},
+    ],
+)
+def test_bad_trainer_arguments_raise_value_error(kwargs: dict[str, Any]) -> None:
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=name.split("_")[0]):
+        GenregTrainer(device="cpu", **kwargs)
+
+
+def test_other_bad_arguments_raise_value_error(tmp_path: Path) -> None:
+    trainer = GenregTrainer(layers=[4, 3], population=4, survival_cutoff=0.5, device="cpu")
+    with pytest.raises(ValueError, match="features"):
+        trainer.fit(torch.zeros(10, 5), torch.zeros(10, dtype=torch.long), 1)
+    with pytest.raises(ValueError, match="labels"):
+        trainer.fit(torch.zeros(10, 4), torch.full((10,), 3), 1)
+    with pytest.raises(ValueError, match="generations"):
+        trainer.fit(torch.zeros(10, 4), torch.zeros(10, dtype=torch.long), -1)
+    with pytest.raises(ValueError, match="size"):
+        render_alphabet(size=4)
+    with pytest.raises(ValueError, match="variations"):
+        render_alphabet(variations=0)
+    with pytest.raises(ValueError, match="name"):
+        load_task("cifar10")
+    with pytest.raises(ValueError, match="dataset"):
+        GenregObjective("cifar10")
+    with pytest.raises(ValueError, match="report_every"):
+        GenregObjective(report_every=0)
+    with pytest.raises(ValueError, match="format"):
+        save_genome(tmp_path / "x", trainer, format="zip")
+    for kwargs in (
+        {"decay": 1.0},
+        {"inheritance": -0.5},
+        {"survival_fraction": 0.0},
+        {"reward": "exp"},
+        {"wrong_penalty": 20.0},
+    ):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            TrustWeightedSelection(**kwargs)
+
+
+# -- Optuna objective -------------------------------------------------------------------------
+
+
+class _AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+def _letters_task() -> GenregTask:
+    x, y = render_alphabet(size=12)
+    return GenregTask(x, y, x, y, x, y, 26, list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), "alphabet")
+
+
+def test_objective_reports_and_tunes_with_genetic_sampler() -> None:
+    objective = GenregObjective(
+        task=_letters_task(),
+        generations=20,
+        report_every=10,
+        device="cpu",
+        layers=[144, 16, 26],
+        samples_per_class=1,
+    )
+    assert objective.direction == "maximize"
+    assert "samples_per_class" not in objective.search_space
+    assert set(objective.search_space) >= {"mutation_rate", "trust_decay", "population"}
+    study = optuna.create_study(
+        direction=objective.direction, sampler=GeneticSampler(population_size=2, seed=0)
+    )
+    study.optimize(objective, n_trials=4)
+    for trial in study.trials:
+        assert trial.state == TrialState.COMPLETE
+        assert sorted(trial.intermediate_values) == [10, 20]
+        assert 0.0 <= trial.value <= 1.0 and trial.value == trial.intermediate_values[20]
+        assert trial.params["population"] % 50 == 0
+        assert trial.user_attrs["generations"] == 20
+
+    fixed = GenregObjective(
+        task=_letters_task(),
+        generations=20,
+        report_every=5,
+        device="cpu",
+        layers=[144, 8, 26],
+        population=20,
+    )
+    pruned = optuna.create_study(direction="maximize", pruner=_AlwaysPrune())
+    pruned.optimize(fixed, n_trials=2)
+    assert all(t.state == TrialState.PRUNED for t in pruned.trials)
+    assert all(list(t.intermediate_values) == [5] for t in pruned.trials)
+    assert all("population" not in t.params for t in pruned.trials)
+
+
+# -- trust-weighted selection ------------------------------------------------------------------
+
+
+def _add(study: optuna.Study, value: float, generation: int, parents: list[int]) -> None:
+    lineage = {
+        "generation": generation,
+        "role": "child" if parents else "random",
+        "parents": parents,
+        "parent_numbers": parents,
+    }
+    study.add_trial(create_trial(value=value, system_attrs={LINEAGE_KEY: lineage}))
+
+
+def test_trust_follows_the_formula_on_a_hand_built_lineage() -> None:
+    study = optuna.create_study()  # minimize
+    for value in (1.0, 2.0, 3.0, 4.0):  # generation 0: trials 0-3 (ids == numbers)
+        _add(study, value, 0, [])
+    _add(study, 0.5, 1, [0, 1])  # trial 4, best of generation 1
+    _add(study, 5.0, 1, [0])  # trial 5, worst
+    _add(study, 2.0, 1, [2, 3])  # trial 6, second
+    _add(study, 3.0, 1, [])  # trial 7, third, a random newcomer
+    _add(study, 9.0, 2, [4, 0])  # trial 8, alone in generation 2, parents two generations apart
+
+    sel = TrustWeightedSelection(decay=0.2, inheritance=0.5)
+    # linear reward over 4 ranks: 10, 10 - 11.5 / 3, 10 - 23 / 3, -1.5
+    r = [10.0, 10.0 - 11.5 / 3, 10.0 - 23.0 / 3, -1.5]
+    expected = {0: r[0], 1: r[1], 2: r[2], 3: r[3]}
+    expected[4] = 0.5 * (0.8 * expected[0] + 0.8 * expected[1]) / 2 + r[0]
+    expected[5] = 0.5 * (0.8 * expected[0]) + r[3]
+    expected[6] = 0.5 * (0.8 * expected[2] + 0.8 * expected[3]) / 2 + r[1]
+    expected[7] = r[2]
+    expected[8] = 0.5 * (0.8 * expected[4] + 0.64 * expected[0]) / 2 + 10.0
+    trials = study.get_trials()
+    bound = sel.bind(study).trust(trials)
+    assert [bound[t._trial_id] for t in trials] == pytest.approx([expected[i] for i in range(9)])
+    # Unbound, over the same (complete) set ranked best-first: the same numbers.
+    ranked = sorted(trials, key=lambda t: t.value)
+    unbound = TrustWeightedSelection(decay=0.2, inheritance=0.5).trust(ranked)
+    assert unbound == pytest.approx(bound)
+
+    halves = TrustWeightedSelection(reward="halves", inheritance=0.0).bind(study).trust(trials)
+    assert [halves[i] for i in range(8)] == [10.0, 10.0, -1.5, -1.5, 10.0, -1.5, 10.0, -1.5]
+
+    # Survival among generations 0 and 1, trust decayed to generation 1 (13.2, 8.0, 6.3, 4.9,
+    # 2.5, 2.3, ...): trial 0 keeps 0.8 of its trust, and trial 5 (value 5.0) outranks trial 7
+    # (value 3.0) through the trust it inherited from trial 0.
+    candidates = sorted(trials[:8], key=lambda t: t.value)
+    assert [t.number for t in sel.survivors(candidates, 10)] == [4, 0, 6, 1, 5]
+    scores = sel.effective_trust(candidates)
+    assert scores[[t.number for t in candidates].index(0)] == pytest.approx(0.8 * expected[0])
+    p = positive_weights(scores)
+    assert p.argmax() == [t.number for t in candidates].index(4) and p.min() > 0
+    rng = np.random.RandomState(0)
+    picks = [i for _ in range(400) for i in sel.pick(candidates, 2, rng)]
+    freq = np.bincount(picks, minlength=8) / len(picks)
+    assert freq[p.argmax()] > freq[p.argmin()]
+    assert sel.survivors(range(10), 10) == [0, 1, 2, 3, 4]  # GeneticSampler's survivor count
+
+
+def _noisy_sphere(noise: float) -> Any:
+    def objective(trial: optuna.Trial) -> float:
+        xs = [trial.suggest_float(f"x{i}", -5.0, 5.0) for i in range(4)]
+        true = sum(x * x for x in xs)
+        trial.set_user_attr("true", true)
+        rng = np.random.default_rng(trial.number + 1000 * int(trial.study.user_attrs["seed"]))
+        return true + noise * rng.standard_normal()
+
+    return objective
+
+
+def _final_true_value(sampler: optuna.samplers.BaseSampler, seed: int, bind: bool) -> float:
+    study = optuna.create_study(sampler=sampler)
+    study.set_user_attr("seed", seed)
+    if bind:
+        sampler._selection.bind(study)  # type: ignore[attr-defined]
+    study.optimize(_noisy_sphere(noise=10.0), n_trials=160)
+    # True value (noise-free) of the last 32 trials: where the population has moved to.
+    return float(np.mean([t.user_attrs["true"] for t in study.trials[-32:]]))
+
+
+def test_trust_selection_runs_in_genetic_sampler_and_beats_random_on_a_noisy_sphere() -> None:
+    trust, bound, random = [], [], []
+    for seed in range(3):
+        sel = TrustWeightedSelection()
+        trust.append(_final_true_value(GeneticSampler(8, selection=sel, seed=seed), seed, False))
+        sel_b = TrustWeightedSelection()
+        bound.append(_final_true_value(GeneticSampler(8, selection=sel_b, seed=seed), seed, True))
+        random.append(_final_true_value(optuna.samplers.RandomSampler(seed=seed), seed, False))
+    # Uniform random points on [-5, 5]^4 average 33.3 true value.
+    assert np.median(random) > 20.0
+    assert np.median(trust) < 0.6 * np.median(random), (trust, random)
+    assert np.median(bound) < 0.6 * np.median(random), (bound, random)
+
+
+# -- benchmark smoke test ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_quick_writes_a_report(tmp_path: Path) -> None:
+    _fashion(max_train=10)  # skips when FashionMNIST is missing
+    repo = Path(__file__).resolve().parent.parent
+    if str(repo) not in sys.path:  # ``benchmarks`` is not an installed package
+        sys.path.insert(0, str(repo))
+    from benchmarks import genreg_gpu
+
+    out = tmp_path / "genreg.md"
+    argv = ["--quick", "--budget", "0.3", "--alphabet-budget", "0.3", "--generations", "3"]
+    assert genreg_gpu.main([*argv, "--out", str(out)]) == 0
+    report = out.read_text()
+    for heading in ("## 1. Throughput", "## 2. Seed configuration", "## 3. Best options",
+                    "## 4. Alphabet", "- Device: CPU", "- Date: "):  # fmt: skip
+        assert heading in report
+    for name in genreg_gpu.CANDIDATES:
+        assert f"**{name}**" in report
+    speeds = re.findall(r"\| (?:per-genome loop.*?|batched population) \| ([\d.]+) \|", report)
+    assert len(speeds) == 2 and all(float(v) > 0 for v in speeds)

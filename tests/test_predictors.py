@@ -1,0 +1,248 @@
+"""Tests of the learning-curve families, female genomes and their fitness."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+from optuna.study import StudyDirection
+import pytest
+
+from optuna_evo.predictors import DEFAULT_FEMALE
+from optuna_evo.predictors import FAMILIES
+from optuna_evo.predictors import GENE_SPACE
+from optuna_evo.predictors import FemaleGenome
+from optuna_evo.predictors import FemalePopulation
+from optuna_evo.predictors import MaleCurve
+from optuna_evo.predictors import RankedFemale
+from optuna_evo.predictors import early_speed
+from optuna_evo.predictors import evaluate_female
+from optuna_evo.predictors import fit_curve
+from optuna_evo.predictors import rank_correlation
+from optuna_evo.predictors import rank_females
+from optuna_evo.predictors.curves import CLIP_SPANS
+
+
+def _only(family: str, **kwargs: float) -> FemaleGenome:
+    weights = tuple(1.0 if f == family else 0.0 for f in FAMILIES)
+    return FemaleGenome(weights=weights, **kwargs)  # type: ignore[arg-type]
+
+
+def crossing_curves(
+    n: int, rng: np.random.RandomState, n_steps: int = 40, noise: float = 0.01
+) -> list[MaleCurve]:
+    """Power-law loss curves where fast starters plateau higher, so early ranks mislead."""
+    t = np.arange(1, n_steps + 1, dtype=float)
+    males = []
+    for _ in range(n):
+        speed = rng.uniform(0.0, 1.0)
+        floor = 0.5 + 0.8 * speed + rng.uniform(0.0, 0.6)
+        clean = floor + 2.0 * t ** -(0.2 + 1.3 * speed)
+        males.append(MaleCurve.from_arrays(t, clean + rng.normal(0.0, noise, n_steps), clean[-1]))
+    return males
+
+
+# -- curve families ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "family, curve",
+    [
+        ("pow3", lambda x: 1.0 + 2.0 * x**-0.7),
+        ("exp3", lambda x: 1.0 + 2.0 * np.exp(-0.1 * x)),
+        ("logpower", lambda x: 3.0 / (1.0 + (x / 5.0) ** 0.8)),
+        ("linear", lambda x: 5.0 - 0.01 * x),
+        ("pow3", lambda x: 0.9 - 0.5 * x**-0.5),  # an increasing (accuracy-like) curve
+    ],
+)
+def test_family_extrapolates_its_own_curve(family: str, curve) -> None:
+    steps = np.arange(0, 12, dtype=float)
+    values = curve(steps + 1.0)  # the families see x = step + 1
+    truth = float(curve(np.array([61.0]))[0])
+    predicted = _only(family).predict(steps, values, 60)
+    last = float(values[-1])
+    # Much closer to the truth than the last value is (grids are coarse, so not exact).
+    assert abs(predicted - truth) < 0.25 * abs(last - truth) + 1e-9, (predicted, truth, last)
+
+
+@pytest.mark.parametrize(
+    "steps, values, expected",
+    [
+        ([], [], math.nan),
+        ([3], [2.5], 2.5),
+        ([1, 2, 3, 4], [1.0, 1.0, 1.0, 1.0], 1.0),
+        ([1, 2, 3], [math.nan, math.inf, 0.7], 0.7),
+    ],
+)
+def test_degenerate_prefixes_fall_back_to_last_value(steps, values, expected) -> None:
+    for genome in (DEFAULT_FEMALE, _only("pow3"), _only("logpower"), _only("linear")):
+        predicted = genome.predict(steps, values, 100)
+        if math.isnan(expected):
+            assert math.isnan(predicted)
+        else:
+            assert predicted == pytest.approx(expected)
+
+
+def test_predictions_finite_and_clipped_on_random_curves() -> None:
+    rng = np.random.RandomState(0)
+    for _ in range(200):
+        n = rng.randint(2, 15)
+        steps = np.sort(rng.choice(1000, size=n, replace=False)).astype(float)
+        values = rng.normal(0, 10, n) * rng.choice([1e-6, 1.0, 1e6])
+        fit = fit_curve(steps, values)
+        target = steps[-1] + rng.randint(1, 10_000)
+        preds = fit.predict(target)
+        assert preds.shape == (len(FAMILIES),)
+        assert np.isfinite(preds).all()
+        span = values.max() - values.min()
+        pace = max(1.0, (target - steps[-1]) / (steps[-1] - steps[0]))
+        assert np.all(np.abs(preds - values[-1]) <= CLIP_SPANS * span * pace * (1 + 1e-9))
+    # Unsorted input and a target before the end.
+    assert DEFAULT_FEMALE.predict([3, 1, 2], [1.0, 3.0, 2.0], 1) == pytest.approx(1.0)
+
+
+def test_fit_is_fast() -> None:
+    rng = np.random.RandomState(0)
+    steps = np.arange(1, 21, dtype=float)
+    curves = [1 + rng.uniform(1, 3) * steps ** -rng.uniform(0.2, 1.5) for _ in range(300)]
+    start = time.perf_counter()
+    for values in curves:
+        DEFAULT_FEMALE.predict(steps, values, 200)
+    per_call = (time.perf_counter() - start) / len(curves)
+    # ~0.07 ms here; a generous bound for a shared, loaded CPU.
+    assert per_call < 2e-3, per_call
+
+
+# -- genomes ---------------------------------------------------------------------------------
+
+
+def test_genome_round_trips_through_json() -> None:
+    rng = np.random.RandomState(0)
+    for _ in range(20):
+        genome = FemaleGenome.random(rng)
+        data = json.loads(json.dumps(genome.to_dict()))
+        assert FemaleGenome.from_dict(data) == genome
+        assert FemaleGenome.from_genes(genome.genes()) == genome
+        assert len(json.dumps(data)) < 250  # small in storage
+    population = FemalePopulation(3, 4, 10, (RankedFemale(None, DEFAULT_FEMALE, 0.5, 0.9, 0.8),))
+    assert FemalePopulation.from_dict(json.loads(json.dumps(population.to_dict()))) == population
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"weights": (1.0, 0.0)}, "weights"),
+        ({"weights": (1.0, -1.0, 0.0, 0.0, 0.0)}, "weights"),
+        ({"weights": (1.0, math.nan, 0.0, 0.0, 0.0)}, "weights"),
+        ({"window": 0}, "window"),
+        ({"window": 2.5}, "window"),
+        ({"horizon": 0.0}, "horizon"),
+        ({"bias": math.inf}, "bias"),
+    ],
+)
+def test_bad_genome(kwargs: dict, argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        FemaleGenome(**kwargs)
+
+
+def test_crossover_and_mutation_stay_in_gene_space() -> None:
+    rng = np.random.RandomState(1)
+    a, b = FemaleGenome.random(rng), FemaleGenome.random(rng)
+    children = [a.crossover(b, rng).mutate(rng, 1.0) for _ in range(100)]
+    for child in children:
+        for name, value in child.genes().items():
+            dist = GENE_SPACE[name]
+            assert dist._contains(dist.to_internal_repr(value)), (name, value)
+    assert len(set(children)) > 90  # they vary
+    assert a.mutate(rng, 0.0) == a
+    assert a.crossover(a, rng) == a  # BLX-α of equal parents is that parent
+    genes_a, genes_b = a.genes(), b.genes()
+    # Without mutation, BLX-0.5 stays within the parents' interval widened by half its size.
+    for child in (a.crossover(b, rng) for _ in range(50)):
+        for name, value in child.genes().items():
+            lo, hi = sorted((genes_a[name], genes_b[name]))
+            assert lo - 0.5 * (hi - lo) - 1.0 <= value <= hi + 0.5 * (hi - lo) + 1.0
+
+
+# -- fitness ---------------------------------------------------------------------------------
+
+
+def test_rank_correlation() -> None:
+    assert rank_correlation([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert rank_correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert rank_correlation([1, 1, 1], [1, 2, 3]) == 0.0
+
+
+def test_fitness_needs_three_males_and_rewards_accuracy() -> None:
+    rng = np.random.RandomState(0)
+    males = crossing_curves(30, rng)
+    assert evaluate_female(DEFAULT_FEMALE, males[:2], 8).fitness is None
+    good = evaluate_female(DEFAULT_FEMALE, males, 8)
+    # A predictor that overshoots the extrapolation badly is worse on every count.
+    bad = evaluate_female(_only("linear", horizon=4.0), males, 8)
+    assert good.n_males == 30
+    assert good.fitness is not None and bad.fitness is not None
+    assert good.fitness > bad.fitness and good.error < bad.error  # type: ignore[operator]
+    ranked = rank_females([(7, _only("linear", horizon=4.0)), (None, DEFAULT_FEMALE)], males, 8)
+    assert [m.trial for m in ranked] == [None, 7]
+    assert ranked[0].fitness == good.fitness
+    # Unscored candidates keep their order.
+    assert [m.trial for m in rank_females([(1, DEFAULT_FEMALE), (2, DEFAULT_FEMALE)], [], 8)] == [
+        1,
+        2,
+    ]
+
+
+def test_males_use_only_their_first_reports() -> None:
+    rng = np.random.RandomState(0)
+    (male,) = crossing_curves(1, rng)
+    early = male.predict(DEFAULT_FEMALE, 5)
+    assert early == pytest.approx(DEFAULT_FEMALE.predict(male.steps[:5], male.values[:5], 40))
+    # Changing the later reports cannot change a prediction from the first five.
+    tampered = MaleCurve.from_arrays(male.steps, np.r_[male.values[:5], np.zeros(35)], 0.0)
+    assert tampered.predict(DEFAULT_FEMALE, 5) == pytest.approx(early)
+
+
+def test_evolved_females_beat_last_value_in_rank_correlation() -> None:
+    """Evolve females on 60 finished males; compare on 200 held-out males."""
+    k = 8  # of 40 reports
+    gains = []
+    for seed in range(3):
+        rng = np.random.RandomState(seed)
+        train, held_out = crossing_curves(60, rng), crossing_curves(200, rng)
+        candidates = [(i, FemaleGenome.random(rng)) for i in range(10)]
+        top: list[RankedFemale] = []
+        for generation in range(8):
+            ranked = rank_females(candidates + [(m.trial, m.genome) for m in top], train, k)
+            top = ranked[:4]
+            candidates = []
+            for i in range(10):
+                a, b = rng.choice(len(top), size=2, replace=False)
+                child = top[a].genome.crossover(top[b].genome, rng).mutate(rng, 0.3)
+                candidates.append((100 * (generation + 1) + i, child))
+        evolved = evaluate_female(top[0].genome, held_out, k)
+        last = evaluate_female(FemaleGenome.last_value(), held_out, k)
+        assert evolved.rho > last.rho + 0.02, (seed, evolved, last)  # type: ignore[operator]
+        assert evolved.error < last.error  # type: ignore[operator]
+        gains.append(evolved.rho - last.rho)  # type: ignore[operator]
+    print(f"held-out rank correlation gain over last value: {np.round(gains, 3)}")
+
+
+# -- early speed -------------------------------------------------------------------------------
+
+
+def test_early_speed_formula() -> None:
+    steps, values = [10, 20, 30, 40], [4.0, 3.0, 2.0, 1.0]
+    # (4 - 2) / 4 / (30 - 10): relative drop per step over the first three reports.
+    assert early_speed(steps, values, 3) == pytest.approx(2.0 / 4.0 / 20.0)
+    assert early_speed(steps, values, 3, StudyDirection.MAXIMIZE) == pytest.approx(-0.025)
+    assert early_speed(steps, values, 10) == pytest.approx(3.0 / 4.0 / 30.0)
+    assert early_speed(steps, values, 1) == -4.0
+    assert early_speed(steps, values, 1, StudyDirection.MAXIMIZE) == 4.0
+    assert early_speed([], [], 3) is None
+    assert early_speed([1], [1.0], 3) is None
+    assert early_speed([1, 2], [math.nan, 1.0], 3) is None
+    fast, slow = [5.0, 2.0, 1.0], [5.0, 4.5, 4.0]
+    assert early_speed([1, 2, 3], fast, 3) > early_speed([1, 2, 3], slow, 3)  # type: ignore[operator]
