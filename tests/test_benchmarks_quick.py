@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 import random
 import re
@@ -162,3 +163,68 @@ def test_report_check_rejects_a_broken_report(quick_report: str) -> None:
     cut = quick_report.index("## Sampler time per trial")
     with pytest.raises(AssertionError):
         _check_report(quick_report[:cut])
+
+
+def test_workers_benchmark_quick_reports_every_sampler(tmp_path: Path) -> None:
+    """``benchmarks/workers_pg.py --quick`` on PostgreSQL when CI has it, else SQLite."""
+    from benchmarks import workers_pg
+
+    url = os.environ.get("OPTUNA_EVO_TEST_POSTGRES") or f"sqlite:///{tmp_path / 'w.db'}"
+    out = tmp_path / "workers.md"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/workers_pg.py", "--quick", "--storage", url, "--out", out],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = _table_rows(out.read_text(encoding="utf-8"), "| Sampler | Workers |")
+    assert [(r[0], r[1]) for r in rows] == [
+        (s, n) for s in workers_pg.SAMPLERS for n in ("1", "4")
+    ]
+    for row in rows:
+        complete, total = (int(x) for x in row[2].split("/"))
+        # Workers may each start one trial past the budget before they see it is used up.
+        assert complete == total and 16 <= total <= 16 + 3
+        assert all(_finite(c) > 0.0 for c in (row[3], row[4], row[5]))
+        assert row[6].endswith("x") and _finite(row[6][:-1]) > 0.0
+        assert math.isfinite(float(row[7])) and int(row[8]) >= 2
+
+
+def test_seed_ga_benchmark_quick_reports_runs_and_samplers(tmp_path: Path) -> None:
+    """``benchmarks/seed_ga_fashion_mnist.py --quick`` on the real FashionMNIST files."""
+    from benchmarks import seed_ga_fashion_mnist as seed_ga
+    from optuna_evo.objectives.data import DataNotFoundError
+    from optuna_evo.objectives.data import load_image_dataset
+
+    try:
+        load_image_dataset("fashion-mnist", None, "cpu", max_train=8, max_val=8)
+    except DataNotFoundError as exc:
+        pytest.skip(f"FashionMNIST not installed: {exc}")
+    out = tmp_path / "seed_ga.md"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/seed_ga_fashion_mnist.py", "--quick", "--out", out],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = out.read_text(encoding="utf-8")
+    runs = _table_rows(report, "| Run | Trials |")
+    assert [r[0].split(" (")[0] for r in runs] == ["baseline"] + [
+        r.name for r in seed_ga.PAPER_RUNS
+    ]
+    for row in runs:
+        assert row[1] in ("1/1", "4/4")
+        losses = [_finite(c) for c in row[2:4]]
+        accuracies = [_finite(c) for c in row[4:6]]
+        assert all(v > 0.0 for v in losses) and all(0.0 < a <= 1.0 for a in accuracies)
+        assert "lr=" in row[7]
+    compared = _table_rows(report, "| Sampler | Median best val accuracy |")
+    assert [r[0] for r in compared] == list(seed_ga.COMPARED)
+    for row in compared:
+        assert 0.0 < _finite(row[1]) <= 1.0 and _finite(row[4]) > 0.0
+    assert (tmp_path / "seed_ga.html").read_text(encoding="utf-8").count("GeneticSampler") >= 1
+    assert "Goal: GeneticSampler's median best" in report

@@ -702,7 +702,11 @@ class _Run:
     ) -> None:
         if self.trial is None:
             return
-        attrs: dict[str, Any] = {"train_seconds": train_seconds, "steps": step}
+        attrs: dict[str, Any] = {
+            "train_seconds": train_seconds,
+            "steps": step,
+            "train_loss": record.train_loss,
+        }
         if record.val_accuracy is not None:
             attrs["val_accuracy"] = record.val_accuracy
         if self.task == "lm":
