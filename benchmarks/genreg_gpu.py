@@ -46,6 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Run from a plain
 import optuna  # noqa: E402
 import torch  # noqa: E402
 
+from optuna_evo.genreg import ALPHABET_OPTIONS  # noqa: E402
+from optuna_evo.genreg import LOGPROB_OPTIONS  # noqa: E402
 from optuna_evo.genreg import GenregTask  # noqa: E402
 from optuna_evo.genreg import GenregTrainer  # noqa: E402
 from optuna_evo.genreg import format_per_class_table  # noqa: E402
@@ -58,66 +60,25 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "genreg_gpu.md"
 SEED_LAYERS = [784, 64, 10]
 
 CANDIDATES: dict[str, dict[str, Any]] = {
-    # Trust that lives one generation (decay 1): survivors and children compete on the current
-    # sample; the smoother mean log-probability reward; one elite; sparse, small mutations and
-    # a larger sample. The best of the CPU runs (79 % validation after 1000 generations at
-    # population 200, 50 images per class).
-    "logprob": {
-        "trust_decay": 1.0,
-        "fitness": "logprob",
-        "elitism": 1,
-        "mutation_rate": 0.01,
-        "child_mutation_rate": 0.05,
-        "mutation_scale": 0.01,
-        "samples_per_class": 100,
-        "population": 400,
-    },
+    # The best of the CPU runs (79 % validation after 1000 generations, population 200 with
+    # 50 images per class): see LOGPROB_OPTIONS.
+    "logprob": dict(LOGPROB_OPTIONS),
     # The same, wider: more children per generation, more chances of an improving mutation.
-    "logprob-wide": {
-        "trust_decay": 1.0,
-        "fitness": "logprob",
-        "elitism": 1,
-        "mutation_rate": 0.01,
-        "child_mutation_rate": 0.05,
-        "mutation_scale": 0.01,
-        "samples_per_class": 100,
-        "population": 1000,
-    },
+    "logprob-wide": {**LOGPROB_OPTIONS, "population": 1000},
     # Self-adapting mutation scales (they drifted up and plateaued at 75 % on the CPU).
-    "logprob-adaptive": {
-        "trust_decay": 1.0,
-        "fitness": "logprob",
-        "elitism": 1,
-        "adaptive_mutation": 0.1,
-        "mutation_rate": 0.01,
-        "child_mutation_rate": 0.05,
-        "mutation_scale": 0.01,
-        "samples_per_class": 100,
-        "population": 400,
-    },
+    "logprob-adaptive": {**LOGPROB_OPTIONS, "adaptive_mutation": 0.1},
     # The seed's count reward (correct / wrong) with the same selection fixes.
     "accuracy-reward": {
-        "trust_decay": 1.0,
-        "elitism": 1,
-        "mutation_rate": 0.01,
-        "child_mutation_rate": 0.05,
+        **{k: v for k, v in LOGPROB_OPTIONS.items() if k != "fitness"},
         "mutation_scale": 0.02,
         "samples_per_class": 50,
-        "population": 400,
     },
 }
 """Option sets tried in section 3 (all other arguments are the seed defaults)."""
 
-ALPHABET_OPTIONS: dict[str, Any] = {
-    "trust_decay": 1.0,
-    "elitism": 1,
-    "fitness": "logprob",
-    "mutation_rate": 0.01,
-    "child_mutation_rate": 0.05,
-    "mutation_scale": 0.1,
-}
-"""Options of the alphabet's second run (section 4); both runs show every letter once per
-generation (``samples_per_class=1``), the first with the seed defaults."""
+# ALPHABET_OPTIONS (optuna_evo.genreg) drive the alphabet's second run (section 4); both runs
+# show every letter once per generation (``samples_per_class=1``), the first with the seed
+# defaults.
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -27,21 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Run from a plain
 
 import optuna  # noqa: E402
 
+from optuna_evo.genreg import ALPHABET_OPTIONS  # noqa: E402
 from optuna_evo.genreg import GenregTrainer  # noqa: E402
 from optuna_evo.genreg import format_per_class_table  # noqa: E402
 from optuna_evo.genreg import load_genome  # noqa: E402
 from optuna_evo.genreg import load_task  # noqa: E402
 from optuna_evo.genreg import save_genome  # noqa: E402
-
-OPTIONS: dict[str, Any] = {
-    "trust_decay": 1.0,
-    "elitism": 1,
-    "fitness": "logprob",
-    "mutation_rate": 0.01,
-    "child_mutation_rate": 0.05,
-    "mutation_scale": 0.1,
-}
-"""Options beyond the seed that read all 26 letters within a few hundred generations."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,7 +62,7 @@ def main() -> None:
     name = "alphabet-augmented" if args.augmented else "alphabet"
     task = load_task(name, size=args.size, variations=args.variations, device=args.device)
     layers = task.default_layers(args.hidden)
-    options: dict[str, Any] = {} if args.seed_options else dict(OPTIONS)
+    options: dict[str, Any] = {} if args.seed_options else dict(ALPHABET_OPTIONS)
     # One view of every letter per generation for the plain task, as many as there are
     # renderings (drawn at random) for the augmented one.
     options.setdefault("samples_per_class", 1 if name == "alphabet" else args.variations)

@@ -32,25 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Run from a plain
 import optuna  # noqa: E402
 
 from optuna_evo import GeneticSampler  # noqa: E402
+from optuna_evo.genreg import LOGPROB_OPTIONS  # noqa: E402
 from optuna_evo.genreg import GenregObjective  # noqa: E402
 from optuna_evo.genreg import GenregTrainer  # noqa: E402
 from optuna_evo.genreg import format_per_class_table  # noqa: E402
 from optuna_evo.genreg import load_genome  # noqa: E402
 from optuna_evo.genreg import load_task  # noqa: E402
 from optuna_evo.genreg import save_genome  # noqa: E402
-
-BEST_OPTIONS: dict[str, Any] = {
-    "trust_decay": 1.0,
-    "fitness": "logprob",
-    "elitism": 1,
-    "mutation_rate": 0.01,
-    "child_mutation_rate": 0.05,
-    "mutation_scale": 0.01,
-    "samples_per_class": 100,
-    "population": 400,
-}
-"""Options beyond the seed that learn much faster (the "logprob" candidate of
-benchmarks/genreg_gpu.py); a GPU is advised for population 400 x 1000 images per generation."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -85,7 +73,7 @@ def main() -> None:
     )
     layers = task.default_layers(args.hidden)
     generations = min(args.generations, 150) if args.quick else args.generations
-    options: dict[str, Any] = dict(BEST_OPTIONS) if args.best else {}
+    options: dict[str, Any] = dict(LOGPROB_OPTIONS) if args.best else {}
     if args.quick:
         options.update(population=50, samples_per_class=10)
 

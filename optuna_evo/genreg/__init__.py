@@ -23,6 +23,8 @@ from optuna_evo.genreg.objective import GenregObjective
 from optuna_evo.genreg.tasks import TASKS
 from optuna_evo.genreg.tasks import GenregTask
 from optuna_evo.genreg.tasks import load_task
+from optuna_evo.genreg.trainer import ALPHABET_OPTIONS
+from optuna_evo.genreg.trainer import LOGPROB_OPTIONS
 from optuna_evo.genreg.trainer import Genome
 from optuna_evo.genreg.trainer import GenregTrainer
 from optuna_evo.genreg.trainer import evaluate_batched
@@ -31,6 +33,8 @@ from optuna_evo.genreg.trainer import format_per_class_table
 from optuna_evo.genreg.trainer import per_class_accuracy
 
 __all__ = [
+    "ALPHABET_OPTIONS",
+    "LOGPROB_OPTIONS",
     "DEFAULT_SPACE",
     "LETTERS",
     "TASKS",

