@@ -1,7 +1,8 @@
 """Architecture specifications for fully connected networks.
 
 An :class:`Architecture` is a small, pure-Python description of a multilayer perceptron: the
-layer widths, one activation per hidden layer, a dropout rate and optional skip connections.
+layer widths, one activation and one block type per hidden layer, a dropout rate and optional
+skip connections.
 It is what the architecture helpers produce from a trial and what
 :class:`optuna_evo.objectives.MLP` builds a network from. It imports no deep-learning library,
 so samplers and operators can create, compare and mutate architectures cheaply.
@@ -10,7 +11,9 @@ Hidden layers are numbered ``0 .. n_hidden - 1``; "block" ``k`` maps ``widths[k]
 ``widths[k + 1]`` and, for ``k < n_hidden``, is followed by its activation (and dropout). Block
 ``n_hidden`` is the linear output layer. A skip edge ``(i, j)`` adds the output of hidden layer
 ``i`` to the input of block ``j``; ``j = i + 2`` is the usual residual connection around one
-block, and ``j = n_hidden`` feeds the output layer.
+block, and ``j = n_hidden`` feeds the output layer. A hidden layer's *block type* is
+``"linear"`` (``Linear -> activation``) or ``"residual"`` (``Linear -> activation`` plus the
+block's own input, projected when the widths differ).
 """
 
 from __future__ import annotations
@@ -21,12 +24,20 @@ import dataclasses
 from dataclasses import dataclass
 from dataclasses import field
 import math
+import re
 from typing import Any
+
+from optuna.distributions import BaseDistribution
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import IntDistribution
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "gelu", "sigmoid", "silu", "leaky_relu")
 """Activation names an :class:`Architecture` may use."""
 
-_FIELDS = ("widths", "activations", "dropout", "skips")
+BLOCKS: tuple[str, ...] = ("linear", "residual")
+"""Block types a hidden layer may have (see the module docstring)."""
+
+_FIELDS = ("widths", "activations", "dropout", "skips", "blocks")
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,9 @@ class Architecture:
             Skip edges ``(i, j)`` between hidden layers: the output of hidden layer ``i`` is
             added to the input of block ``j``. Requires ``0 <= i`` and
             ``i + 2 <= j <= n_hidden``; no duplicates. Stored sorted.
+        blocks:
+            One block type from :data:`BLOCKS` per hidden layer; a single string is broadcast
+            and an empty list means all ``"linear"``.
 
     Raises:
         ValueError: If an argument is out of its allowed range; the message names it.
@@ -66,6 +80,7 @@ class Architecture:
     activations: list[str] = field(default_factory=list)
     dropout: float = 0.0
     skips: list[tuple[int, int]] = field(default_factory=list)
+    blocks: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         widths = _validate_widths(self.widths)
@@ -73,14 +88,24 @@ class Architecture:
         activations = _validate_activations(self.activations, n_hidden)
         dropout = _validate_dropout(self.dropout)
         skips = _validate_skips(self.skips, n_hidden)
+        blocks = _validate_blocks(self.blocks, n_hidden)
         # Frozen dataclass: normalised private copies are installed through object.__setattr__.
         object.__setattr__(self, "widths", widths)
         object.__setattr__(self, "activations", activations)
         object.__setattr__(self, "dropout", dropout)
         object.__setattr__(self, "skips", skips)
+        object.__setattr__(self, "blocks", blocks)
 
     def __hash__(self) -> int:
-        return hash((tuple(self.widths), tuple(self.activations), self.dropout, tuple(self.skips)))
+        return hash(
+            (
+                tuple(self.widths),
+                tuple(self.activations),
+                self.dropout,
+                tuple(self.skips),
+                tuple(self.blocks),
+            )
+        )
 
     @property
     def n_hidden(self) -> int:
@@ -101,7 +126,8 @@ class Architecture:
         """Return a validated copy with some fields changed.
 
         Args:
-            changes: New values for any of ``widths``, ``activations``, ``dropout``, ``skips``.
+            changes: New values for any of ``widths``, ``activations``, ``dropout``, ``skips``,
+                ``blocks``.
 
         Returns:
             A new :class:`Architecture`.
@@ -112,13 +138,15 @@ class Architecture:
         """Return a JSON-serialisable dictionary (lists only, no tuples).
 
         Returns:
-            ``{"widths": [...], "activations": [...], "dropout": float, "skips": [[i, j], ...]}``.
+            ``{"widths": [...], "activations": [...], "dropout": float, "skips": [[i, j], ...],
+            "blocks": [...]}``.
         """
         return {
             "widths": list(self.widths),
             "activations": list(self.activations),
             "dropout": self.dropout,
             "skips": [[i, j] for i, j in self.skips],
+            "blocks": list(self.blocks),
         }
 
     @classmethod
@@ -126,7 +154,8 @@ class Architecture:
         """Build an architecture from :meth:`to_dict` output (e.g. after a JSON round trip).
 
         Args:
-            data: Mapping with ``widths`` and optionally ``activations``, ``dropout``, ``skips``.
+            data: Mapping with ``widths`` and optionally ``activations``, ``dropout``, ``skips``,
+                ``blocks`` (absent in architectures stored before block types existed).
 
         Returns:
             The validated :class:`Architecture`.
@@ -150,6 +179,7 @@ class Architecture:
             activations=data.get("activations", []),
             dropout=data.get("dropout", 0.0),
             skips=skips,
+            blocks=data.get("blocks", []),
         )
 
 
@@ -194,6 +224,22 @@ def _validate_activations(activations: Any, n_hidden: int) -> list[str]:
     return out
 
 
+def _validate_blocks(blocks: Any, n_hidden: int) -> list[str]:
+    if isinstance(blocks, str):
+        blocks = [blocks] * n_hidden
+    if not isinstance(blocks, Sequence):
+        raise ValueError(f"blocks must be a list of block types, got {blocks!r}.")
+    out = list(blocks) or ["linear"] * n_hidden
+    if len(out) != n_hidden:
+        raise ValueError(
+            f"blocks must have one entry per hidden layer ({n_hidden}), got {len(out)}."
+        )
+    for k, name in enumerate(out):
+        if name not in BLOCKS:
+            raise ValueError(f"blocks[{k}] must be one of {BLOCKS}, got {name!r}.")
+    return out
+
+
 def _validate_dropout(dropout: Any) -> float:
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
         raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}.")
@@ -227,8 +273,31 @@ ARCHITECTURE_KEY = "optuna_evo:architecture"
 N_HIDDEN_PARAM = "arch_n_hidden"
 WIDTH_PARAM = "arch_width_{}"
 ACTIVATION_PARAM = "arch_activation"
-MUTATIONS = ("add_layer", "remove_layer", "change_width", "change_activation")
-_SPACE_KEYS = ("layers", "activations", "min_layers", "max_layers", "min_width", "max_width")
+LAYER_ACTIVATION_PARAM = "arch_activation_{}"
+BLOCK_PARAM = "arch_block_{}"
+SKIP_PARAM = "arch_skip_{}"
+MUTATIONS = (
+    "add_layer",
+    "remove_layer",
+    "change_width",
+    "change_activation",
+    "change_block",
+    "toggle_skip",
+)
+"""Architecture mutations; the last two only where the space has block types / skips."""
+
+_SPACE_KEYS = (
+    "layers",
+    "activations",
+    "min_layers",
+    "max_layers",
+    "min_width",
+    "max_width",
+    "blocks",
+    "skips",
+    "layer_activations",
+)
+_PARAM_PATTERN = re.compile(r"arch_(n_hidden|activation|(width|activation|block|skip)_(\d+))")
 
 
 @dataclass(frozen=True)
@@ -242,9 +311,17 @@ class ArchitectureSpace:
     ``min_width`` = half the narrowest hidden width (at least 1), ``max_width`` = twice the
     widest hidden width. Mutations never leave these bounds.
 
+    Optional genes (all off by default, which keeps the parameters below unchanged):
+    ``"blocks": ["linear", "residual"]`` gives each hidden layer a block type,
+    ``"skips": True`` adds a skip edge ``k -> k + 2`` gene per layer, and
+    ``"layer_activations": True`` gives each hidden layer its own activation.
+
     As trial parameters an architecture is ``arch_n_hidden`` (int), ``arch_width_0`` ..
     ``arch_width_{n-1}`` (log-int in [min_width, max_width]) and ``arch_activation``
-    (categorical), so it shows in optuna-dashboard and any Optuna sampler can search it.
+    (categorical; ``arch_activation_{k}`` per layer with ``layer_activations``), plus
+    ``arch_block_{k}`` (categorical, when more than one block type is allowed) and
+    ``arch_skip_{k}`` for ``k < n - 1`` (categorical ``[False, True]``: edge ``(k, k + 2)``),
+    so it shows in optuna-dashboard and any Optuna sampler can search it.
 
     Args:
         layers: Initial architectures as width lists ``[n_inputs, hidden..., n_outputs]``.
@@ -253,6 +330,9 @@ class ArchitectureSpace:
         max_layers: Most hidden layers, >= min_layers.
         min_width: Narrowest hidden layer, >= 1.
         max_width: Widest hidden layer, >= min_width.
+        blocks: Allowed block types (from :data:`BLOCKS`); the first is the default.
+        skips: Whether skip edges ``k -> k + 2`` are part of the genome.
+        layer_activations: One activation gene per hidden layer instead of one for all.
     """
 
     layers: tuple[tuple[int, ...], ...]
@@ -261,6 +341,9 @@ class ArchitectureSpace:
     max_layers: int
     min_width: int
     max_width: int
+    blocks: tuple[str, ...] = ("linear",)
+    skips: bool = False
+    layer_activations: bool = False
 
     def __post_init__(self) -> None:
         if not (0 <= self.min_layers <= self.max_layers):
@@ -272,6 +355,10 @@ class ArchitectureSpace:
             raise ValueError(
                 f"min_width/max_width must satisfy 1 <= min_width <= max_width, got "
                 f"{self.min_width}/{self.max_width}."
+            )
+        if not self.blocks or any(b not in BLOCKS for b in self.blocks):
+            raise ValueError(
+                f"blocks must be a non-empty list of entries from {BLOCKS}, got {self.blocks}."
             )
         for entry in self.layers:
             hidden = entry[1:-1]
@@ -306,6 +393,21 @@ class ArchitectureSpace:
                 raise ValueError(
                     f"search_space['activations'] entries must be in {ACTIVATIONS}, got {name!r}."
                 )
+        blocks = space.get("blocks", ["linear"])
+        if isinstance(blocks, str) or not isinstance(blocks, Sequence) or not blocks:
+            raise ValueError(
+                f"search_space['blocks'] must be a non-empty list from {BLOCKS}, got {blocks!r}."
+            )
+        for name in blocks:
+            if name not in BLOCKS:
+                raise ValueError(
+                    f"search_space['blocks'] entries must be in {BLOCKS}, got {name!r}."
+                )
+        for flag in ("skips", "layer_activations"):
+            if not isinstance(space.get(flag, False), bool):
+                raise ValueError(
+                    f"search_space[{flag!r}] must be True or False, got {space[flag]!r}."
+                )
         hidden = [w for e in entries for w in e[1:-1]] or [max(entries[0][-1], 1)]
         return cls(
             layers=entries,
@@ -314,6 +416,9 @@ class ArchitectureSpace:
             max_layers=int(space.get("max_layers", max(len(e) - 2 for e in entries) + 2)),
             min_width=int(space.get("min_width", max(1, min(hidden) // 2))),
             max_width=int(space.get("max_width", 2 * max(hidden))),
+            blocks=tuple(dict.fromkeys(blocks)),
+            skips=bool(space.get("skips", False)),
+            layer_activations=bool(space.get("layer_activations", False)),
         )
 
     @property
@@ -328,17 +433,31 @@ class ArchitectureSpace:
 
     def fixed(self) -> Architecture:
         """The single-mode architecture: the first ``layers`` entry, first activation."""
-        return Architecture(list(self.layers[0]), self.activations[0])
+        return Architecture(list(self.layers[0]), self.activations[0], blocks=self.blocks[0])
 
     def sample(self, rng: Any) -> Architecture:
-        """Draw an initial architecture uniformly from ``layers`` × ``activations``."""
+        """Draw an initial architecture uniformly from ``layers`` × ``activations``.
+
+        With block types or skips in the genome, each hidden layer also draws its block type
+        uniformly and each skip edge ``k -> k + 2`` is on with probability 1/2.
+        """
         widths = self.layers[int(rng.randint(len(self.layers)))]
-        return Architecture(
-            list(widths), self.activations[int(rng.randint(len(self.activations)))]
+        arch = Architecture(
+            list(widths),
+            self.activations[int(rng.randint(len(self.activations)))],
+            blocks=self.blocks[0],
         )
+        n = arch.n_hidden
+        if len(self.blocks) > 1:
+            arch = arch.replace(
+                blocks=[self.blocks[int(rng.randint(len(self.blocks)))] for _ in range(n)]
+            )
+        if self.skips:
+            arch = arch.replace(skips=[(k, k + 2) for k in range(n - 1) if rng.rand() < 0.5])
+        return arch
 
     def mutate(self, arch: Architecture, rng: Any) -> tuple[Architecture, str]:
-        """Apply one random mutation allowed by the bounds.
+        """Apply one random mutation allowed by the bounds and the genome.
 
         Returns:
             The mutated architecture and the mutation's name (one of :data:`MUTATIONS`, or
@@ -355,19 +474,27 @@ class ArchitectureSpace:
             ops.append("change_width")
         if n > 0 and len(self.activations) > 1:
             ops.append("change_activation")
+        if n > 0 and len(self.blocks) > 1:
+            ops.append("change_block")
+        if self.skips and n >= 2:
+            ops.append("toggle_skip")
         if not ops:
             return arch, "none"
         op = ops[int(rng.randint(len(ops)))]
-        activation = arch.activations[0] if arch.activations else self.activations[0]
+        default = arch.activations[0] if arch.activations else self.activations[0]
+        activations = list(arch.activations)
+        blocks = list(arch.blocks)
         skips = list(arch.skips)
         if op == "add_layer":
             pos = int(rng.randint(n + 1))
             width = hidden[min(pos, n - 1)] if n else self._clamp(self.n_outputs * 4)
             hidden.insert(pos, width)
+            activations.insert(pos, activations[min(pos, n - 1)] if n else default)
+            blocks.insert(pos, self.blocks[0])
             skips = _shift_skips(skips, pos, +1, n + 1)
         elif op == "remove_layer":
             pos = int(rng.randint(n))
-            del hidden[pos]
+            del hidden[pos], activations[pos], blocks[pos]
             skips = _shift_skips(skips, pos, -1, n - 1)
         elif op == "change_width":
             k = int(rng.randint(n))
@@ -376,29 +503,133 @@ class ArchitectureSpace:
             if new == old:  # always change something
                 new = self._clamp(old + 1) if old < self.max_width else old - 1
             hidden[k] = new
-        else:
-            others = [a for a in self.activations if a != activation]
-            activation = others[int(rng.randint(len(others)))]
+        elif op == "change_activation":
+            k = int(rng.randint(n)) if self.layer_activations else 0
+            others = [a for a in self.activations if a != activations[k]]
+            new_activation = others[int(rng.randint(len(others)))]
+            if self.layer_activations:
+                activations[k] = new_activation
+            else:
+                activations = [new_activation] * n
+        elif op == "change_block":
+            k = int(rng.randint(n))
+            others = [b for b in self.blocks if b != blocks[k]]
+            blocks[k] = others[int(rng.randint(len(others)))]
+        else:  # toggle_skip
+            k = int(rng.randint(n - 1))
+            edge = (k, k + 2)
+            skips = [e for e in skips if e != edge] if edge in skips else [*skips, edge]
+        if not self.layer_activations and activations:
+            activations = [activations[0]] * len(hidden)
+        if self.skips:  # the genome holds k -> k + 2 edges only; shifted ones are dropped
+            skips = [(i, j) for i, j in skips if j == i + 2]
         widths = [arch.n_inputs, *hidden, arch.n_outputs]
-        return arch.replace(widths=widths, activations=[activation] * len(hidden), skips=skips), op
+        mutated = arch.replace(widths=widths, activations=activations, blocks=blocks, skips=skips)
+        return mutated, op
+
+    def project(self, arch: Architecture) -> Architecture:
+        """Return ``arch`` made expressible by this space's trial parameters.
+
+        Widths are clamped to the bounds; without ``layer_activations`` every layer takes the
+        first layer's activation; activations and block types the space does not allow are
+        replaced by its first; skip edges are kept only if they are ``k -> k + 2`` edges of a
+        space with ``skips``. The number of hidden layers is left as it is.
+        """
+        n = arch.n_hidden
+        activations = [
+            a if a in self.activations else self.activations[0] for a in arch.activations
+        ]
+        if not self.layer_activations and activations:
+            activations = [activations[0]] * n
+        return arch.replace(
+            widths=[arch.n_inputs, *(self._clamp(w) for w in arch.widths[1:-1]), arch.n_outputs],
+            activations=activations,
+            blocks=[b if b in self.blocks else self.blocks[0] for b in arch.blocks],
+            skips=[(i, j) for i, j in arch.skips if self.skips and j == i + 2],
+        )
 
     def _clamp(self, width: int) -> int:
         return int(min(max(width, self.min_width), self.max_width))
 
     def is_param(self, name: str) -> bool:
         """Whether ``name`` is one of the architecture's trial parameters."""
-        return name in (N_HIDDEN_PARAM, ACTIVATION_PARAM) or (
-            name.startswith("arch_width_") and name[len("arch_width_") :].isdigit()
-        )
+        return _PARAM_PATTERN.fullmatch(name) is not None
+
+    def param_distributions(self, n_hidden: int) -> dict[str, BaseDistribution]:
+        """The parameters (in suggestion order) of an architecture with ``n_hidden`` layers.
+
+        These are exactly the distributions :meth:`suggest` uses, so values drawn from them
+        can be handed back through a sampler.
+        """
+        out: dict[str, BaseDistribution] = {
+            N_HIDDEN_PARAM: IntDistribution(self.min_layers, self.max_layers)
+        }
+        for k in range(n_hidden):
+            out[WIDTH_PARAM.format(k)] = IntDistribution(self.min_width, self.max_width, log=True)
+        activations = CategoricalDistribution(list(self.activations))
+        if self.layer_activations:
+            for k in range(n_hidden):
+                out[LAYER_ACTIVATION_PARAM.format(k)] = activations
+        else:
+            out[ACTIVATION_PARAM] = activations
+        if len(self.blocks) > 1:
+            for k in range(n_hidden):
+                out[BLOCK_PARAM.format(k)] = CategoricalDistribution(list(self.blocks))
+        if self.skips:
+            for k in range(n_hidden - 1):
+                out[SKIP_PARAM.format(k)] = CategoricalDistribution([False, True])
+        return out
 
     def param_value(self, arch: Architecture, name: str) -> Any:
         """The value ``arch`` gives the trial parameter ``name`` (None if it has none)."""
+        match = _PARAM_PATTERN.fullmatch(name)
+        if match is None:
+            return None
         if name == N_HIDDEN_PARAM:
             return arch.n_hidden
         if name == ACTIVATION_PARAM:
             return arch.activations[0] if arch.activations else self.activations[0]
-        k = int(name[len("arch_width_") :])
-        return arch.widths[1 + k] if k < arch.n_hidden else None
+        kind, k = match.group(2), int(match.group(3))
+        if kind == "skip":
+            return (k, k + 2) in arch.skips if k + 2 <= arch.n_hidden else None
+        if k >= arch.n_hidden:
+            return None
+        if kind == "width":
+            return arch.widths[1 + k]
+        return arch.activations[k] if kind == "activation" else arch.blocks[k]
+
+    def to_params(self, arch: Architecture) -> dict[str, Any]:
+        """The trial parameters of ``arch`` (see :meth:`param_distributions`)."""
+        return {
+            name: self.param_value(arch, name) for name in self.param_distributions(arch.n_hidden)
+        }
+
+    def from_params(self, params: Mapping[str, Any]) -> Architecture | None:
+        """Rebuild the architecture that :meth:`suggest` returns for these parameter values.
+
+        Genes the space has but ``params`` lacks take their defaults (first activation, first
+        block type, no skip), so parameters recorded before a gene existed still work.
+
+        Returns:
+            The architecture, or ``None`` if the depth or a width is missing.
+        """
+        n = params.get(N_HIDDEN_PARAM)
+        if not _is_int(n):
+            return None
+        widths = [params.get(WIDTH_PARAM.format(k)) for k in range(n)]
+        if not all(_is_int(w) for w in widths):
+            return None
+        if self.layer_activations:
+            activations = [
+                params.get(LAYER_ACTIVATION_PARAM.format(k), self.activations[0]) for k in range(n)
+            ]
+        else:
+            activations = [params.get(ACTIVATION_PARAM, self.activations[0])] * n
+        blocks = [params.get(BLOCK_PARAM.format(k), self.blocks[0]) for k in range(n)]
+        skips = [(k, k + 2) for k in range(n - 1) if params.get(SKIP_PARAM.format(k)) is True]
+        return Architecture(
+            [self.n_inputs, *widths, self.n_outputs], activations, skips=skips, blocks=blocks
+        )
 
     def suggest(self, trial: Any) -> Architecture:
         """Suggest an architecture as trial parameters (see the class docstring)."""
@@ -407,8 +638,31 @@ class ArchitectureSpace:
             trial.suggest_int(WIDTH_PARAM.format(k), self.min_width, self.max_width, log=True)
             for k in range(n)
         ]
-        activation = trial.suggest_categorical(ACTIVATION_PARAM, list(self.activations))
-        return Architecture([self.n_inputs, *widths, self.n_outputs], [activation] * n)
+        choices = list(self.activations)
+        if self.layer_activations:
+            activations = [
+                trial.suggest_categorical(LAYER_ACTIVATION_PARAM.format(k), choices)
+                for k in range(n)
+            ]
+        else:
+            activations = [trial.suggest_categorical(ACTIVATION_PARAM, choices)] * n
+        if len(self.blocks) > 1:
+            blocks = [
+                trial.suggest_categorical(BLOCK_PARAM.format(k), list(self.blocks))
+                for k in range(n)
+            ]
+        else:
+            blocks = [self.blocks[0]] * n
+        skips = []
+        if self.skips:
+            skips = [
+                (k, k + 2)
+                for k in range(n - 1)
+                if trial.suggest_categorical(SKIP_PARAM.format(k), [False, True])
+            ]
+        return Architecture(
+            [self.n_inputs, *widths, self.n_outputs], activations, skips=skips, blocks=blocks
+        )
 
 
 def _shift_skips(
@@ -430,14 +684,16 @@ def _shift_skips(
 def suggest_architecture(trial: Any, search_space: Mapping[str, Any]) -> Architecture:
     """Suggest an MLP architecture from ``search_space`` in a define-by-run objective.
 
-    With :class:`~optuna_evo.MAGESampler` the values are the agent's planned architecture
-    (fixed in single mode; drawn from ``layers`` × ``activations`` in generation 0 and
-    inherited + mutated afterwards in multi mode); with any other sampler they are searched as
+    With :class:`~optuna_evo.MAGESampler` (or :class:`~optuna_evo.GeneticSampler` given the
+    same ``architecture_space``) the values are the trial's planned architecture (fixed in
+    MAGE's single mode; drawn from ``layers`` × ``activations`` in generation 0 and inherited,
+    crossed over and mutated afterwards); with any other sampler they are searched as
     ordinary parameters within the bounds of :class:`ArchitectureSpace`.
 
     Args:
         trial: The trial.
-        search_space: ``{"layers": [...], "activations": [...]}`` plus optional bounds.
+        search_space: ``{"layers": [...], "activations": [...]}`` plus optional bounds and
+            genes (see :class:`ArchitectureSpace`).
 
     Returns:
         The :class:`Architecture` (its params are visible in optuna-dashboard).

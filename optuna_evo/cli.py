@@ -1,9 +1,19 @@
 """The ``optuna-evo`` command line.
 
-``optuna-evo run`` starts (or resumes) a study on a ready task with one of the samplers and a
-progress bar; the default is the seed GA paper's run: GeneticSampler tuning the FashionMNIST
-CNN, stored in ``sqlite:///optuna-evo.db`` so optuna-dashboard can watch it and a crashed run
-resumes where it stopped.
+- ``optuna-evo run`` starts (or resumes) a study on a ready task with one of the samplers and a
+  progress bar. The default is the seed GA paper's run: GeneticSampler tuning the FashionMNIST
+  CNN, stored in ``sqlite:///optuna-evo.db`` so optuna-dashboard can watch it and a crashed run
+  resumes where it stopped.
+- ``optuna-evo worker`` joins a study that ``run`` created, on this or another machine: the
+  task, sampler and budget are read from the study, so a worker needs only the storage.
+- ``optuna-evo report`` writes the evolution plots as HTML (and PNG when kaleido is there).
+- ``optuna-evo export-csv`` writes the evolution log (:func:`optuna_evo.export_csv`).
+
+The objective's settings (task, sampler, population size, seed and budget, with the CPU
+defaults already applied) are stored in the study's user attr :data:`CONFIG_KEY` when ``run``
+creates it; every later ``run`` and ``worker`` rebuilds exactly that objective, so all trials
+of a study are comparable wherever they ran. Only the device and the data directory are
+per machine.
 """
 
 from __future__ import annotations
@@ -11,21 +21,114 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from collections.abc import Sequence
+import functools
+import importlib.util
+import os
+from pathlib import Path
 import sys
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import NoReturn
 import warnings
 
 import optuna
+from optuna.distributions import BaseDistribution
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
+import sqlalchemy.exc
 
 import optuna_evo
 
-TASKS = ("fashion-mnist-cnn", "mlp")
-SAMPLERS = ("genetic", "tpe", "random", "nsga2")
-# On a CPU the full 50k-image epoch takes minutes; these keep the default run short there.
+if TYPE_CHECKING:
+    import torch
+
+TASKS = ("fashion-mnist-cnn", "mlp", "char-lm", "genreg")
+"""``--task`` choices: the seed CNN and an MLP on FashionMNIST, a character-level transformer
+on tiny shakespeare, GENREG's hyperparameters on FashionMNIST."""
+
+SAMPLERS = ("genetic", "mage", "gender", "tpe", "random", "nsga2")
+"""``--sampler`` choices."""
+
+DEFAULT_TASK = "fashion-mnist-cnn"
+DEFAULT_SAMPLER = "genetic"
+DEFAULT_STORAGE = "sqlite:///optuna-evo.db"
+DEFAULT_POPULATION = 10
+DEFAULT_N_TRIALS = 20
+
+CONFIG_KEY = "optuna_evo:cli"
+"""Study user attr holding the settings ``run`` created the study with."""
+
+SAMPLER_TASKS: dict[str, tuple[str, ...]] = {"mage": ("mlp",)}
+"""Samplers that need a particular objective: MAGE evolves MLP architectures."""
+
+BUDGET_TASKS: dict[str, tuple[str, ...]] = {
+    "epochs": ("fashion-mnist-cnn", "mlp"),
+    "max_train": ("fashion-mnist-cnn", "mlp", "genreg"),
+    "max_val": ("fashion-mnist-cnn", "mlp", "genreg"),
+    "max_steps": ("char-lm", "genreg"),
+    "lm_size": ("char-lm",),
+}
+"""Which tasks each budget option applies to."""
+
+MAGE_SPACE: dict[str, Any] = {
+    "layers": [[784, 128, 10], [784, 256, 10], [784, 256, 128, 10]],
+    "activations": ["relu", "tanh", "gelu"],
+}
+"""MAGE's architecture space for ``--task mlp`` (FashionMNIST: 784 inputs, 10 classes)."""
+
+# On a CPU a full run takes hours; these keep the default run to seconds per trial there.
 CPU_MAX_TRAIN = 5000
 CPU_MAX_VAL = 2000
 CPU_EPOCHS = 1
+CPU_LM_STEPS = 100
+CPU_GENREG_GENERATIONS = 20
+CPU_GENREG_MAX_TRAIN = 1000
+CPU_GENREG_MAX_VAL = 1000
+# The tasks' own defaults, used on a GPU.
+GPU_EPOCHS = {"fashion-mnist-cnn": 5, "mlp": 3}
+GPU_STEPS = {"char-lm": 2000, "genreg": 300}
+REPORTS_PER_TRIAL = 8
+"""Intermediate values a char-lm / genreg trial reports (for pruners and GenderSampler)."""
+
+_OBJECTIVE_KEYS = (
+    "task",
+    "sampler",
+    "population_size",
+    "seed",
+    "epochs",
+    "max_train",
+    "max_val",
+    "max_steps",
+    "lm_size",
+)
+
+
+@functools.cache
+def small_char_lm() -> type:
+    """:class:`~optuna_evo.objectives.CharLM` with a CPU-sized space (``--lm-size small``).
+
+    1-2 layers, 32-64 wide, batches of 8-16 windows of 64 characters: a trial of 100 steps
+    takes seconds on a CPU, where the paper's space (up to 6 layers x 384) needs seconds per
+    step. Built on first use so that the command starts without importing torch.
+    """
+    from optuna_evo.objectives.tasks import CharLM
+
+    class SmallCharLM(CharLM):
+        SEARCH_SPACE: dict[str, BaseDistribution] = {
+            "n_layer": IntDistribution(1, 2),
+            "n_head": CategoricalDistribution((2, 4)),
+            "n_embd": CategoricalDistribution((32, 64)),
+            "lr": FloatDistribution(3e-4, 3e-2, log=True),
+            "batch_size": CategoricalDistribution((8, 16)),
+            "dropout": FloatDistribution(0.0, 0.2),
+        }
+
+    return SmallCharLM
+
+
+class CLIError(Exception):
+    """A bad argument found after parsing; ``main`` prints it on one line and exits 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,14 +138,29 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {low}, got {text!r}"
+            ) from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+
+
+def _add_storage_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, help=f"default: {DEFAULT_STORAGE}")
+    parser.add_argument(
+        "--study-name", default=None, help="default: the only study in the storage"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,91 +168,545 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="optuna-evo", description="Evolutionary search for Optuna.")
     parser.add_argument("--version", action="version", version=optuna_evo.__version__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
     run = sub.add_parser("run", help="run (or resume) a study on a ready task")
-    run.add_argument("--task", choices=TASKS, default="fashion-mnist-cnn")
-    run.add_argument("--sampler", choices=SAMPLERS, default="genetic")
-    run.add_argument("--n-trials", type=_positive_int, default=20)
-    run.add_argument("--storage", default="sqlite:///optuna-evo.db")
+    # Objective options default to None so that resuming a study can tell "not given" from a
+    # value that contradicts the stored settings.
+    run.add_argument("--task", choices=TASKS, default=None, help=f"default: {DEFAULT_TASK}")
+    run.add_argument(
+        "--sampler", choices=SAMPLERS, default=None, help=f"default: {DEFAULT_SAMPLER}"
+    )
+    run.add_argument("--n-trials", type=_positive_int, default=DEFAULT_N_TRIALS)
+    run.add_argument("--storage", default=DEFAULT_STORAGE, help=f"default: {DEFAULT_STORAGE}")
     run.add_argument("--study-name", default=None, help="default: optuna-evo-TASK-SAMPLER")
-    run.add_argument("--data-dir", default=None, help="folder with the idx .gz files")
+    run.add_argument(
+        "--data-dir", default=None, help="folder with the idx .gz files (or tiny shakespeare)"
+    )
     run.add_argument("--download", action="store_true", help="download data if not found")
     run.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: auto)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--population-size", type=_positive_int, default=10)
-    run.add_argument("--epochs", type=_positive_int, default=None)
+    run.add_argument("--seed", type=int, default=None, help="default: 0")
+    run.add_argument(
+        "--population-size",
+        type=_int_at_least(2),
+        default=None,
+        help=f"trials per generation (default: {DEFAULT_POPULATION})",
+    )
+    run.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        help=f"epochs per trial, cnn / mlp (default: the task's on a GPU, {CPU_EPOCHS} on a CPU)",
+    )
     run.add_argument(
         "--max-train",
         type=_positive_int,
         default=None,
-        help=f"training images per trial (default: all on a GPU, {CPU_MAX_TRAIN} on a CPU)",
+        help=f"training images per trial (default: all on a GPU, {CPU_MAX_TRAIN} on a CPU; "
+        f"genreg {CPU_GENREG_MAX_TRAIN})",
     )
     run.add_argument(
         "--max-val",
         type=_positive_int,
         default=None,
-        help=f"validation images per trial (default: all on a GPU, {CPU_MAX_VAL} on a CPU)",
+        help=f"validation images per trial (default: all on a GPU, {CPU_MAX_VAL} on a CPU; "
+        f"genreg {CPU_GENREG_MAX_VAL})",
+    )
+    run.add_argument(
+        "--max-steps",
+        type=_positive_int,
+        default=None,
+        help="optimizer steps (char-lm) or GENREG generations (genreg) per trial (default: "
+        f"{GPU_STEPS} on a GPU, {CPU_LM_STEPS} / {CPU_GENREG_GENERATIONS} on a CPU)",
+    )
+    run.add_argument(
+        "--lm-size",
+        choices=("small", "paper"),
+        default=None,
+        help="char-lm search space: the paper's (up to 6 layers x 384) or a CPU-sized one "
+        "(default: paper on a GPU, small on a CPU)",
     )
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    worker = sub.add_parser(
+        "worker", help="join a study that `optuna-evo run` created (reads its settings)"
+    )
+    _add_storage_args(worker)
+    worker.add_argument(
+        "--n-trials",
+        type=_positive_int,
+        default=None,
+        help="trials this worker runs (default: the creating run's --n-trials)",
+    )
+    worker.add_argument("--data-dir", default=None, help="default: the creating run's")
+    worker.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: auto)")
+    worker.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="sampler seed (default: the study's for optuna-evo samplers, fresh for Optuna's)",
+    )
+    worker.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    report = sub.add_parser("report", help="write the evolution plots as HTML (and PNG)")
+    _add_storage_args(report)
+    report.add_argument("--out", required=True, help="output folder (created if needed)")
+
+    export = sub.add_parser("export-csv", help="write the evolution log as CSV")
+    _add_storage_args(export)
+    export.add_argument("--out", required=True, help="CSV file to write")
     return parser
 
 
-def make_sampler(name: str, seed: int, population_size: int) -> optuna.samplers.BaseSampler:
-    """Build a sampler by its CLI name."""
+# -- storage -------------------------------------------------------------------------------
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def open_storage(url: str, must_exist: bool) -> optuna.storages.BaseStorage:
+    """Open an RDB storage URL, turning every failure into a :class:`CLIError`.
+
+    With ``must_exist`` a missing SQLite file is an error instead of a new empty database.
+    """
+    if must_exist and url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :].split("?")[0]
+        if path not in ("", ":memory:") and not os.path.exists(path):
+            raise CLIError(f"no SQLite database at {path!r} (storage {url})")
+    try:
+        return optuna.storages.get_storage(url)
+    except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as e:
+        raise CLIError(f"cannot open storage {url!r}: {_one_line(e)}") from None
+
+
+def find_study_name(storage: optuna.storages.BaseStorage, url: str, name: str | None) -> str:
+    """Return ``name`` if the storage has that study; with no name, its only study's name."""
+    names = [s.study_name for s in storage.get_all_studies()]
+    shown = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
+    if name is None:
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise CLIError(f"no study in {url}")
+        raise CLIError(f"{len(names)} studies in {url} ({shown}); pass --study-name")
+    if name not in names:
+        there = f" (studies there: {shown})" if names else " (it holds no study)"
+        raise CLIError(f"no study named {name!r} in {url}{there}")
+    return name
+
+
+# -- settings, objective, sampler ----------------------------------------------------------
+
+
+def new_settings(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """The objective settings of a new study: the flags given, CPU / GPU defaults otherwise."""
+    task = args.task or DEFAULT_TASK
+    on_cpu = device.type == "cpu"
+    settings: dict[str, Any] = {
+        "task": task,
+        "sampler": args.sampler or DEFAULT_SAMPLER,
+        "population_size": args.population_size or DEFAULT_POPULATION,
+        "seed": 0 if args.seed is None else args.seed,
+        "epochs": None,
+        "max_train": None,
+        "max_val": None,
+        "max_steps": None,
+        "lm_size": None,
+    }
+    if task in ("fashion-mnist-cnn", "mlp"):
+        settings["epochs"] = args.epochs or (CPU_EPOCHS if on_cpu else GPU_EPOCHS[task])
+        settings["max_train"] = args.max_train or (CPU_MAX_TRAIN if on_cpu else None)
+        settings["max_val"] = args.max_val or (CPU_MAX_VAL if on_cpu else None)
+    elif task == "char-lm":
+        settings["max_steps"] = args.max_steps or (CPU_LM_STEPS if on_cpu else GPU_STEPS[task])
+        settings["lm_size"] = args.lm_size or ("small" if on_cpu else "paper")
+    else:
+        settings["max_steps"] = args.max_steps or (
+            CPU_GENREG_GENERATIONS if on_cpu else GPU_STEPS[task]
+        )
+        settings["max_train"] = args.max_train or (CPU_GENREG_MAX_TRAIN if on_cpu else None)
+        settings["max_val"] = args.max_val or (CPU_GENREG_MAX_VAL if on_cpu else None)
+    return settings
+
+
+def check_settings(settings: dict[str, Any], args: argparse.Namespace) -> None:
+    """Reject a task the sampler cannot drive and budget flags the task does not use."""
+    task, sampler = settings["task"], settings["sampler"]
+    allowed = SAMPLER_TASKS.get(sampler)
+    if allowed is not None and task not in allowed:
+        raise CLIError(
+            f"--sampler {sampler} needs --task {' or '.join(allowed)} "
+            f"(it evolves MLP architectures), got --task {task}"
+        )
+    for key, tasks in BUDGET_TASKS.items():
+        if getattr(args, key) is not None and task not in tasks:
+            flag = "--" + key.replace("_", "-")
+            raise CLIError(f"{flag} does not apply to --task {task} (only {', '.join(tasks)})")
+
+
+def _check_resume(stored: dict[str, Any], args: argparse.Namespace, name: str) -> None:
+    for key in _OBJECTIVE_KEYS:
+        given = getattr(args, key)
+        if given is not None and given != stored.get(key):
+            flag = "--" + key.replace("_", "-")
+            raise CLIError(
+                f"study {name!r} was created with {flag} {stored.get(key)}; "
+                "pass the same value or leave it out"
+            )
+
+
+def describe(settings: dict[str, Any]) -> str:
+    """One line naming the objective settings, e.g. for the start of a run."""
+    parts = [f"task {settings['task']}", f"sampler {settings['sampler']}"]
+    parts.append(f"population {settings['population_size']}")
+    for key in ("epochs", "max_train", "max_val", "max_steps", "lm_size"):
+        if settings.get(key) is not None:
+            parts.append(f"{key.replace('_', '-')} {settings[key]}")
+    return ", ".join(parts)
+
+
+def make_objective(
+    settings: dict[str, Any],
+    device: torch.device,
+    data_dir: str | None,
+    download: bool,
+) -> Callable[[optuna.Trial], float]:
+    """Build the stored objective on ``device`` and load its data (missing data fails here).
+
+    The returned callable has a ``direction`` attribute (``"minimize"`` or ``"maximize"``).
+    """
+    from optuna_evo.objectives import FashionMNISTCNN
+    from optuna_evo.objectives import MLPTask
+
+    task = settings["task"]
+    seed = settings["seed"]
+    objective: Any
+    if task == "fashion-mnist-cnn":
+        objective = FashionMNISTCNN(
+            data_dir,
+            device,
+            epochs=settings["epochs"],
+            max_train=settings["max_train"],
+            max_val=settings["max_val"],
+            seed=seed,
+            download=download,
+        )
+    elif task == "mlp":
+        architecture_fn = None
+        if settings["sampler"] == "mage":  # MAGE plans the architecture of every agent
+            architecture_fn = functools.partial(
+                optuna_evo.suggest_architecture, search_space=MAGE_SPACE
+            )
+        objective = MLPTask(
+            "fashion-mnist",
+            data_dir,
+            device,
+            epochs=settings["epochs"],
+            architecture_fn=architecture_fn,
+            max_train=settings["max_train"],
+            max_val=settings["max_val"],
+            seed=seed,
+            download=download,
+        )
+    elif task == "char-lm":
+        from optuna_evo.objectives import CharLM
+
+        steps = settings["max_steps"]
+        small = settings["lm_size"] == "small"
+        objective = (small_char_lm() if small else CharLM)(
+            data_dir,
+            device,
+            max_steps=steps,
+            eval_interval=max(1, steps // REPORTS_PER_TRIAL),
+            eval_iters=4 if small else 20,
+            block_size=64 if small else 256,
+            seed=seed,
+            download=download,
+        )
+    elif task == "genreg":
+        from optuna_evo.genreg import GenregObjective
+        from optuna_evo.genreg import load_task
+
+        generations = settings["max_steps"]
+        data = load_task(
+            "fashion-mnist",
+            data_dir=data_dir,
+            device=device,
+            max_train=settings["max_train"],
+            max_val=settings["max_val"],
+            max_test=1,  # the objective never looks at the test split
+            download=download,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return GenregObjective(
+                generations=generations,
+                report_every=max(1, generations // REPORTS_PER_TRIAL),
+                device=device,
+                seed=seed,
+                task=data,
+            )
+    else:
+        raise CLIError(f"unknown task {task!r} in the study's settings")
+    objective.load_data()
+    return objective
+
+
+def make_sampler(settings: dict[str, Any], seed: int | None) -> optuna.samplers.BaseSampler:
+    """Build the sampler of ``settings`` (by its CLI name) with ``seed``."""
+    name = settings["sampler"]
+    size = settings["population_size"]
+    top = min(size, max(2, size // 3))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "genetic":
-            return optuna_evo.GeneticSampler(population_size=population_size, seed=seed)
+            return optuna_evo.GeneticSampler(population_size=size, seed=seed)
+        if name == "mage":
+            return optuna_evo.MAGESampler(
+                "multi", MAGE_SPACE, population_size=size, n_elites=max(1, size // 4), seed=seed
+            )
+        if name == "gender":
+            return optuna_evo.GenderSampler(
+                population_size=size, n_top_males=top, n_top_females=top, seed=seed
+            )
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=population_size, seed=seed)
-    raise ValueError(f"`sampler` must be one of {SAMPLERS}, got {name!r}.")
+        return optuna.samplers.NSGAIISampler(population_size=size, seed=seed)
+    raise CLIError(f"unknown sampler {name!r} in the study's settings")
 
 
-def make_task(args: argparse.Namespace) -> Callable[[optuna.Trial], float]:
-    """Build the objective of ``--task`` with the CPU-friendly defaults applied."""
-    from optuna_evo.objectives import FashionMNISTCNN
-    from optuna_evo.objectives import MLPTask
+def make_pruner(settings: dict[str, Any]) -> optuna.pruners.BasePruner:
+    """GenderSampler's learning-curve pruner for ``gender``; no pruning otherwise.
+
+    Optuna's default MedianPruner would prune CPU runs (one epoch, one report) after their
+    only report, throwing away finished trials, and MAGE's agents always train their local
+    epochs.
+    """
+    if settings["sampler"] == "gender":
+        return optuna_evo.LearningCurvePruner()
+    return optuna.pruners.NopPruner()
+
+
+def _resolve_device(name: str | None) -> torch.device:
+    import torch
+
     from optuna_evo.objectives.data import resolve_device
 
-    device = resolve_device(args.device)
-    on_cpu = device.type == "cpu"
-    max_train = args.max_train or (CPU_MAX_TRAIN if on_cpu else None)
-    max_val = args.max_val or (CPU_MAX_VAL if on_cpu else None)
-    kwargs: dict[str, Any] = {
-        "device": device,
-        "max_train": max_train,
-        "max_val": max_val,
-        "seed": args.seed,
-    }
-    if args.epochs is not None or on_cpu:
-        kwargs["epochs"] = args.epochs or CPU_EPOCHS
-    if args.task == "fashion-mnist-cnn":
-        return FashionMNISTCNN(args.data_dir, download=args.download, **kwargs)
-    return MLPTask("fashion-mnist", args.data_dir, download=args.download, **kwargs)
+    try:
+        device = resolve_device(name)
+    except (RuntimeError, ValueError) as e:
+        raise CLIError(f"bad --device {name!r}: {_one_line(e)}") from None
+    # Checked here because torch only fails at the first tensor, deep inside a trial.
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CLIError(f"--device {name}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise CLIError(f"--device {name}: this machine has {torch.cuda.device_count()} GPUs")
+    return device
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+class _DashboardRefresh:
+    """Callback that re-saves the dashboard figures after every ``every`` trials."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.done = 0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.done += 1
+        if self.done % self.every == 0:
+            from optuna_evo.visualization import save_to_dashboard
+
+            save_to_dashboard(study)
+
+
+def _optimize(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    settings: dict[str, Any],
+    n_trials: int,
+    progress: bool,
+    storage_url: str,
+) -> None:
+    from optuna_evo.visualization import save_to_dashboard
+
+    callbacks = []
+    if settings["sampler"] not in ("tpe", "random"):  # the others have generations
+        callbacks.append(_DashboardRefresh(settings["population_size"]))
+    try:
+        study.optimize(
+            objective, n_trials=n_trials, show_progress_bar=progress, callbacks=callbacks
+        )
+    finally:
+        # Also after Ctrl-C: the dashboard then shows the trials that did finish.
+        save_to_dashboard(study)
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    metric = "validation accuracy" if settings["task"] == "genreg" else "validation loss"
+    if not complete:
+        print("no trial completed (see the failed trials' user attr fail_reason)")
+    else:
+        best = study.best_trial
+        print(f"best trial #{best.number}: {metric} {best.value:.4f} with {best.params}")
+        if "val_accuracy" in best.user_attrs:
+            print(f"  validation accuracy {best.user_attrs['val_accuracy']:.4f}")
+    print(f"watch it: optuna-dashboard {storage_url}")
 
 
 def _run(args: argparse.Namespace) -> int:
-    task = make_task(args)
-    study_name = args.study_name or f"optuna-evo-{args.task}-{args.sampler}"
+    device = _resolve_device(args.device)
+    storage = open_storage(args.storage, must_exist=False)
+    task = args.task or DEFAULT_TASK
+    sampler = args.sampler or DEFAULT_SAMPLER
+    study_name = args.study_name or f"optuna-evo-{task}-{sampler}"
+    stored = None
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        study_id = None
+    if study_id is not None:
+        stored = storage.get_study_user_attrs(study_id).get(CONFIG_KEY)
+    if stored is not None:
+        settings = dict(stored)
+        check_settings(settings, args)
+        _check_resume(stored, args, study_name)
+    else:
+        settings = new_settings(args, device)
+        settings["n_trials"] = args.n_trials
+        check_settings(settings, args)
+    data_dir = os.path.abspath(args.data_dir) if args.data_dir else settings.get("data_dir")
+    settings["data_dir"] = data_dir
+    settings["download"] = bool(args.download or settings.get("download"))
+    # Data first: a missing dataset must not leave an empty study behind.
+    objective = make_objective(settings, device, data_dir, settings["download"])
     study = optuna.create_study(
-        storage=args.storage,
+        storage=storage,
         study_name=study_name,
-        direction="minimize",
-        sampler=make_sampler(args.sampler, args.seed, args.population_size),
+        direction=objective.direction,  # type: ignore[attr-defined]
+        sampler=make_sampler(settings, settings["seed"]),
+        pruner=make_pruner(settings),
         load_if_exists=True,
     )
-    done = len(study.trials)
+    if stored is None:
+        study.set_user_attr(CONFIG_KEY, settings)
+    done = len(study.get_trials(deepcopy=False))
     print(f"study {study_name!r} in {args.storage} ({done} trials already there)")
-    study.optimize(task, n_trials=args.n_trials, show_progress_bar=not args.no_progress)
-    best = study.best_trial
-    print(f"best trial #{best.number}: validation loss {best.value:.4f} with {best.params}")
-    if "val_accuracy" in best.user_attrs:
-        print(f"  validation accuracy {best.user_attrs['val_accuracy']:.4f}")
-    print(f"watch it: optuna-dashboard {args.storage}")
+    print(f"{describe(settings)}; device {device}")
+    _optimize(study, objective, settings, args.n_trials, not args.no_progress, args.storage)
     return 0
+
+
+def _load_settings(storage: optuna.storages.BaseStorage, name: str) -> dict[str, Any]:
+    study_id = storage.get_study_id_from_name(name)
+    settings = storage.get_study_user_attrs(study_id).get(CONFIG_KEY)
+    if settings is None:
+        raise CLIError(
+            f"study {name!r} was not created by `optuna-evo run`, so its task and sampler are "
+            "unknown; start workers of your own objective with optuna.load_study"
+        )
+    return dict(settings)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    device = _resolve_device(args.device)
+    storage = open_storage(args.storage, must_exist=True)
+    name = find_study_name(storage, args.storage, args.study_name)
+    settings = _load_settings(storage, name)
+    data_dir = os.path.abspath(args.data_dir) if args.data_dir else settings.get("data_dir")
+    objective = make_objective(settings, device, data_dir, bool(settings.get("download")))
+    seed = args.seed
+    if seed is None and settings["sampler"] in ("genetic", "mage", "gender"):
+        # Their per-trial streams are seeded by (seed, trial number): sharing the seed keeps
+        # the run reproducible and the workers still explore differently. Optuna's samplers
+        # would draw the same points in every worker, so they get a fresh seed.
+        seed = settings["seed"]
+    study = optuna.load_study(
+        study_name=name,
+        storage=storage,
+        sampler=make_sampler(settings, seed),
+        pruner=make_pruner(settings),
+    )
+    n_trials = args.n_trials or settings.get("n_trials") or DEFAULT_N_TRIALS
+    done = len(study.get_trials(deepcopy=False))
+    print(f"worker joins study {name!r} in {args.storage} ({done} trials there)")
+    print(f"{describe(settings)}; device {device}")
+    _optimize(study, objective, settings, n_trials, not args.no_progress, args.storage)
+    return 0
+
+
+def _kaleido_available() -> bool:
+    return importlib.util.find_spec("kaleido") is not None
+
+
+def _report(args: argparse.Namespace) -> int:
+    from optuna_evo.predictors.population import stored_female_generations
+    from optuna_evo.visualization import plot_genealogy
+    from optuna_evo.visualization import plot_generations
+    from optuna_evo.visualization import plot_predictor_accuracy
+
+    storage = open_storage(args.storage, must_exist=True)
+    name = find_study_name(storage, args.storage, args.study_name)
+    study = optuna.load_study(study_name=name, storage=storage)
+    if len(study.directions) > 1:
+        raise CLIError(f"study {name!r} is multi-objective; the plots need a single objective")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plots: list[tuple[str, Callable[[optuna.Study], Any]]] = [
+        ("genealogy", plot_genealogy),
+        ("generations", plot_generations),
+        ("optimization_history", optuna.visualization.plot_optimization_history),
+    ]
+    if stored_female_generations(study):  # only GenderSampler studies have predictors
+        plots.append(("predictor_accuracy", plot_predictor_accuracy))
+    png = _kaleido_available()
+    if not png:
+        print("note: kaleido is not installed, so no PNG files (pip install kaleido)")
+    # The plots log why a figure is empty; this command prints it once itself.
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        for stem, plot in plots:
+            figure = plot(study)
+            if not figure.data:
+                notes = [a.text for a in figure.layout.annotations] or ["no COMPLETE trial"]
+                print(f"skipped {stem}: {notes[0]}")
+                continue
+            html = out / f"{stem}.html"
+            # plotly.min.js is written once beside the pages, so they open offline.
+            figure.write_html(html, include_plotlyjs="directory")
+            print(f"wrote {html}")
+            if png:
+                try:
+                    figure.write_image(out / f"{stem}.png")
+                    print(f"wrote {out / f'{stem}.png'}")
+                except Exception as e:  # kaleido needs a Chrome it can start
+                    print(f"note: no PNG of {stem}: {_one_line(e)}")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return 0
+
+
+def _export_csv(args: argparse.Namespace) -> int:
+    storage = open_storage(args.storage, must_exist=True)
+    name = find_study_name(storage, args.storage, args.study_name)
+    study = optuna.load_study(study_name=name, storage=storage)
+    n = optuna_evo.export_csv(study, args.out)
+    print(f"wrote {n} rows of study {name!r} to {args.out}")
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "worker": _worker,
+    "report": _report,
+    "export-csv": _export_csv,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,13 +714,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        if args.command == "run":
-            return _run(args)
-    except (ValueError, FileNotFoundError) as e:
-        # Bad input found after parsing (e.g. no data): one clear line, usage exit code.
-        print(f"optuna-evo: error: {e}", file=sys.stderr)
+        with warnings.catch_warnings():
+            # Command-line users cannot act on "this API may change" warnings.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _COMMANDS[args.command](args)
+    except (CLIError, ValueError, FileNotFoundError) as e:
+        # Bad input found after parsing (no data, unknown study, ...): one clear line, usage
+        # exit code.
+        print(f"optuna-evo: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    raise AssertionError(args.command)
+    except KeyboardInterrupt:
+        print("optuna-evo: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,17 +1,41 @@
-"""Tests of the ``optuna-evo`` command line."""
+"""Tests of the ``optuna-evo`` command line: every subcommand run for real on a CPU."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 import subprocess
 import sys
 
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
+import plotly.graph_objects as go
 import pytest
+import torch
 
 import optuna_evo
+from optuna_evo import cli
+from optuna_evo.cli import CONFIG_KEY
 from optuna_evo.cli import main
+from optuna_evo.history import COLUMNS
+from optuna_evo.objectives.data import text_search_paths
+
+REPO = Path(__file__).resolve().parents[1]
+SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare"
+# Tiny budgets: a trial trains on 256 images (or a few steps) in well under a second.
+QUICK = ["--device", "cpu", "--no-progress"]
+QUICK_IMAGES = [*QUICK, "--max-train", "256", "--max-val", "128"]
+
+
+def _storage(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("optuna-evo"), err
+    return err
 
 
 @pytest.mark.parametrize(
@@ -20,15 +44,21 @@ from optuna_evo.cli import main
         (["run", "--sampler", "cmaes-ish"], "--sampler"),
         (["run", "--n-trials", "0"], "--n-trials"),
         (["run", "--task", "nope"], "--task"),
+        (["run", "--population-size", "1"], "--population-size"),
+        (["run", "--max-steps", "-3"], "--max-steps"),
+        (["worker", "--n-trials", "x"], "--n-trials"),
+        (["report"], "--out"),
+        (["export-csv", "--storage", "sqlite:///x.db"], "--out"),
         (["fly"], "invalid choice"),
     ],
 )
-def test_bad_arguments_one_line_exit_2(argv: list[str], fragment: str, capsys) -> None:
+def test_bad_arguments_one_line_exit_2(
+    argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and fragment in err
+    assert fragment in _one_error_line(capsys)
 
 
 def test_console_script_is_installed() -> None:
@@ -38,24 +68,10 @@ def test_console_script_is_installed() -> None:
     assert out.returncode == 0 and out.stdout.strip() == optuna_evo.__version__
 
 
-def test_run_then_resume_on_sqlite(tmp_path: Path, capsys) -> None:
-    storage = f"sqlite:///{tmp_path / 'cli.db'}"
-    argv = [
-        "run",
-        "--storage",
-        storage,
-        "--device",
-        "cpu",
-        "--max-train",
-        "256",
-        "--max-val",
-        "128",
-        "--population-size",
-        "2",
-        "--no-progress",
-        "--study-name",
-        "s",
-    ]
+def test_run_then_resume_on_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    storage = _storage(tmp_path)
+    argv = ["run", "--storage", storage, *QUICK_IMAGES, "--population-size", "2"]
+    argv += ["--study-name", "s"]
     assert main([*argv, "--n-trials", "3"]) == 0
     assert main([*argv, "--n-trials", "1"]) == 0  # resumes the same study
     assert "3 trials already there" in capsys.readouterr().out
@@ -67,3 +83,204 @@ def test_run_then_resume_on_sqlite(tmp_path: Path, capsys) -> None:
     assert trials[0].user_attrs["n_params"] == 1_199_882
     info = optuna_evo.lineage(trials[-1], study)
     assert info is not None and info.generation >= 1
+    config = study.user_attrs[CONFIG_KEY]
+    assert config["task"] == "fashion-mnist-cnn" and config["sampler"] == "genetic"
+    assert (config["epochs"], config["max_train"], config["max_val"]) == (1, 256, 128)
+
+
+def test_mage_mlp_run_worker_report_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = _storage(tmp_path)
+    argv = ["run", "--task", "mlp", "--sampler", "mage", "--population-size", "3"]
+    assert main([*argv, "--storage", storage, *QUICK_IMAGES, "--n-trials", "3"]) == 0
+    # A worker needs only the storage: task, sampler and budget come from the study.
+    assert main(["worker", "--storage", storage, "--no-progress", "--n-trials", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "worker joins study 'optuna-evo-mlp-mage'" in out
+    assert "task mlp, sampler mage, population 3, epochs 1, max-train 256" in out
+
+    study = optuna.load_study(study_name="optuna-evo-mlp-mage", storage=storage)
+    trials = study.get_trials()
+    assert len(trials) == 7 and all(t.state == TrialState.COMPLETE for t in trials)
+    for t in trials:  # MAGE planned every architecture (suggest_architecture's params)
+        assert {"arch_n_hidden", "arch_activation", "lr", "optimizer"} <= set(t.params)
+        widths = t.user_attrs["optuna_evo:architecture"]["widths"]
+        assert widths[0] == 784 and widths[-1] == 10
+        assert t.user_attrs["architecture"]["widths"] == widths  # the MLP that was trained
+    roles = {optuna_evo.lineage(t, study).role for t in trials}
+    assert "elite" in roles and "mutant" in roles
+    system = study._storage.get_study_system_attrs(study._study_id)
+    assert any(k.startswith("dashboard:plot_data:optuna-evo-genealogy:") for k in system)
+
+    monkeypatch.setattr(cli, "_kaleido_available", lambda: False)
+    report = tmp_path / "report"
+    assert main(["report", "--storage", storage, "--out", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "kaleido is not installed" in out
+    names = {p.name for p in report.iterdir()}
+    assert names == {
+        "genealogy.html",
+        "generations.html",
+        "optimization_history.html",
+        "plotly.min.js",
+    }
+    page = (report / "genealogy.html").read_text()
+    assert "Genealogy Plot" in page and '"Trial 6 (COMPLETE)' in page
+    assert 'src="plotly.min.js"' in page
+
+    table = tmp_path / "evolution.csv"
+    assert main(["export-csv", "--storage", storage, "--out", str(table)]) == 0
+    assert "wrote 7 rows" in capsys.readouterr().out
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 7 and list(rows[0])[: len(COLUMNS)] == list(COLUMNS)
+    assert {r["trial"] for r in rows} == {str(n) for n in range(7)}
+    assert all(r["architecture"].startswith("784-") for r in rows)
+
+
+def test_char_lm_with_gender_sampler(tmp_path: Path) -> None:
+    data_dir = SHAKESPEARE if (SHAKESPEARE / "input.txt").is_file() else None
+    if data_dir is None and not any(p.is_file() for p in text_search_paths()):
+        pytest.skip("tiny shakespeare input.txt not found")
+    storage = _storage(tmp_path)
+    argv = ["run", "--task", "char-lm", "--sampler", "gender", "--population-size", "2"]
+    argv += ["--max-steps", "8", "--n-trials", "3", "--storage", storage, *QUICK]
+    if data_dir is not None:
+        argv += ["--data-dir", str(data_dir)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared CPU
+    try:
+        assert main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
+    study = optuna.load_study(study_name="optuna-evo-char-lm-gender", storage=storage)
+    trials = study.get_trials()
+    assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert study.user_attrs[CONFIG_KEY]["lm_size"] == "small"  # the CPU-sized space
+    assert all(t.params["n_embd"] in (32, 64) for t in trials)
+    # 8 steps / REPORTS_PER_TRIAL: a validation report after every step
+    assert len(trials[0].intermediate_values) == 8
+    assert "optuna_evo:female_parents" in trials[-1].user_attrs
+    assert optuna_evo.lineage(trials[-1], study).generation == 1
+    # GenderSampler stored its predictor population, so the report adds its accuracy plot.
+    assert main(["report", "--storage", storage, "--out", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "predictor_accuracy.html").is_file()
+
+
+def test_genreg_with_nsga2_maximizes(tmp_path: Path) -> None:
+    storage = _storage(tmp_path)
+    argv = ["run", "--task", "genreg", "--sampler", "nsga2", "--population-size", "2"]
+    argv += ["--max-steps", "2", "--n-trials", "2", "--storage", storage, *QUICK_IMAGES]
+    assert main(argv) == 0
+    study = optuna.load_study(study_name="optuna-evo-genreg-nsga2", storage=storage)
+    assert study.direction == StudyDirection.MAXIMIZE  # GENREG returns an accuracy
+    trials = study.get_trials()
+    assert len(trials) == 2 and all(0.0 <= t.value <= 1.0 for t in trials)
+    assert all(t.user_attrs["generations"] == 2 for t in trials)
+
+
+def test_report_of_a_non_evolutionary_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = _storage(tmp_path)
+    argv = ["run", "--sampler", "random", "--n-trials", "2", "--storage", storage]
+    assert main([*argv, *QUICK_IMAGES, "--study-name", "r"]) == 0
+    monkeypatch.setattr(cli, "_kaleido_available", lambda: False)
+    capsys.readouterr()
+    assert main(["report", "--storage", storage, "--study-name", "r", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "skipped genealogy: No trial has a generation" in out
+    assert "skipped generations: No COMPLETE trial has a generation" in out
+    assert (tmp_path / "optimization_history.html").is_file()
+    assert not (tmp_path / "genealogy.html").exists()
+
+
+def test_report_writes_png_when_kaleido_works(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = _storage(tmp_path)
+    study = optuna.create_study(
+        storage=storage, sampler=optuna_evo.GeneticSampler(population_size=2, seed=0)
+    )
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=4)
+    monkeypatch.setattr(cli, "_kaleido_available", lambda: True)
+
+    def write_image(figure: go.Figure, path: Path) -> None:
+        if "History" in figure.layout.title.text:  # kaleido fails, e.g. no Chrome to start
+            raise RuntimeError("Kaleido requires Google Chrome to be installed.")
+        Path(path).write_bytes(b"PNG")
+
+    monkeypatch.setattr(go.Figure, "write_image", write_image)
+    assert main(["report", "--storage", storage, "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert {p.name for p in (tmp_path / "r").glob("*.png")} == {
+        "genealogy.png",
+        "generations.png",
+    }
+    assert "note: no PNG of optimization_history: Kaleido requires Google Chrome" in out
+
+
+def _api_study(storage: str, name: str) -> None:
+    study = optuna.create_study(storage=storage, study_name=name)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["run", "--sampler", "mage"], "--sampler mage needs --task mlp"),
+        (["run", "--task", "char-lm", "--epochs", "2"], "--epochs does not apply"),
+        (["run", "--task", "mlp", "--max-steps", "5"], "--max-steps does not apply"),
+        (["run", "--storage", "nope://x"], "cannot open storage 'nope://x'"),
+        (["run", "--storage", "sqlite:////no/such/dir/x.db"], "cannot open storage"),
+        (["run", "--device", "warp-drive"], "bad --device 'warp-drive'"),
+        (["worker", "--storage", "sqlite:///{tmp}/missing.db"], "no SQLite database"),
+        (["report", "--storage", "sqlite:///{tmp}/missing.db", "--out", "{tmp}"], "no SQLite"),
+        (["worker", "--storage", "{db}", "--study-name", "zz"], "no study named 'zz'"),
+        (["report", "--storage", "{db}", "--study-name", "zz", "--out", "{tmp}"], "'zz'"),
+        (["export-csv", "--storage", "{db}", "--out", "{tmp}/x.csv"], "2 studies in"),
+        (["worker", "--storage", "{db}", "--study-name", "api"], "not created by `optuna-evo"),
+        (["run", "--storage", "{db}", "--study-name", "cli", "--max-train", "9"], "created with"),
+        (["run", "--storage", "{db}", "--study-name", "cli", "--sampler", "tpe"], "created with"),
+        (["run", "--data-dir", "{tmp}/nothing", "--storage", "{db}"], "idx files not found"),
+    ],
+)
+def test_errors_after_parsing_one_line_exit_2(
+    argv: list[str],
+    fragment: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the default storage is a file in the working directory
+    db = _storage(tmp_path)
+    _api_study(db, "api")
+    optuna.create_study(storage=db, study_name="cli").set_user_attr(
+        CONFIG_KEY, cli.new_settings(cli.build_parser().parse_args(["run"]), torch.device("cpu"))
+    )
+    argv = [a.format(tmp=tmp_path, db=db) for a in argv]
+    if argv[0] == "run":
+        argv += ["--no-progress"]
+    assert main(argv) == 2
+    assert fragment in _one_error_line(capsys)
+    assert not (tmp_path / "nothing").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_device_without_cuda(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--device", "cuda"]) == 2
+    assert "CUDA is not available" in _one_error_line(capsys)
+
+
+def test_cpu_defaults_keep_trials_small() -> None:
+    parse = cli.build_parser().parse_args
+    cpu = torch.device("cpu")
+    cnn = cli.new_settings(parse(["run"]), cpu)
+    assert (cnn["epochs"], cnn["max_train"], cnn["max_val"]) == (1, 5000, 2000)
+    lm = cli.new_settings(parse(["run", "--task", "char-lm"]), cpu)
+    assert (lm["max_steps"], lm["lm_size"]) == (cli.CPU_LM_STEPS, "small")
+    genreg = cli.new_settings(parse(["run", "--task", "genreg"]), cpu)
+    assert (genreg["max_steps"], genreg["max_train"]) == (20, 1000)
+    gpu = cli.new_settings(parse(["run", "--task", "char-lm"]), torch.device("cuda"))
+    assert (gpu["max_steps"], gpu["lm_size"]) == (2000, "paper")

@@ -162,6 +162,8 @@ def test_complexity_penalised_fitness(direction: str) -> None:
         ({"complexity_weight": -1.0}, "complexity_weight"),
         ({"weight_noise": -0.1}, "weight_noise"),
         ({"tournament_size": 20}, "tournament_size"),
+        ({"crossover_prob": -0.1}, "crossover_prob"),
+        ({"assist": "on"}, "assist"),
     ],
 )
 def test_bad_arguments(kwargs: dict, argument: str) -> None:

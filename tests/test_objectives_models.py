@@ -24,6 +24,7 @@ def test_architecture_json_round_trip() -> None:
         activations=["relu", "gelu", "tanh"],
         dropout=0.25,
         skips=[(1, 3), (0, 2)],
+        blocks=["residual", "linear", "residual"],
     )
     assert arch.n_hidden == 3 and arch.n_inputs == 784 and arch.n_outputs == 10
     assert arch.skips == [(0, 2), (1, 3)]  # Stored sorted.
@@ -57,11 +58,22 @@ def test_architecture_is_immutable_and_copies_inputs() -> None:
         ({"widths": [10, 5, 5, 2], "activations": "relu", "skips": [(0, 1)]}, "skip edge"),
         ({"widths": [10, 5, 5, 2], "activations": "relu", "skips": [(0, 3)]}, "skip edge"),
         ({"widths": [10, 5, 5, 2], "activations": "relu", "skips": [(0, 2), (0, 2)]}, "twice"),
+        ({"widths": [10, 5, 2], "activations": "relu", "blocks": ["conv"]}, r"blocks\[0\]"),
+        ({"widths": [10, 5, 2], "activations": "relu", "blocks": ["linear"] * 2}, "blocks"),
     ],
 )
 def test_architecture_validation_names_the_argument(kwargs: dict, argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
         Architecture(**kwargs)
+
+
+def test_architecture_blocks_default_to_linear() -> None:
+    arch = Architecture([4, 8, 8, 2], "relu")
+    assert arch.blocks == ["linear", "linear"]
+    assert arch == Architecture([4, 8, 8, 2], "relu", blocks="linear")
+    assert arch != arch.replace(blocks=["linear", "residual"])
+    stored_before_blocks = {"widths": [4, 8, 8, 2], "activations": ["relu", "relu"]}
+    assert Architecture.from_dict(stored_before_blocks) == arch
 
 
 def test_architecture_from_dict_rejects_unknown_keys() -> None:

@@ -44,6 +44,19 @@ SAMPLERS = {
     "gender": (
         "optuna_evo.GenderSampler(population_size=4, n_top_males=2, n_top_females=2, seed=seed)"
     ),
+    # Predictor assistance on: every child is drawn before its trial starts, scored by the
+    # surrogate, checked against the duplicate cache and the stability guard.
+    "genetic-assisted": (
+        "optuna_evo.GeneticSampler(population_size=4, mutation='gaussian', seed=seed, "
+        "assist=optuna_evo.samplers.PredictorAssist(n_candidates=4, min_trials=4, "
+        "stability_threshold=1.0, max_retries=3))"
+    ),
+    "mage-multi-assisted": (
+        "optuna_evo.MAGESampler('multi', {'layers': [[4, 8, 2]], 'activations': ['relu', 'tanh'], "
+        "'blocks': ['linear', 'residual'], 'skips': True}, population_size=4, n_elites=1, "
+        "crossover_prob=0.5, seed=seed, assist=optuna_evo.samplers.PredictorAssist("
+        "n_candidates=4, min_trials=4, stability_threshold=1.0, max_retries=3))"
+    ),
 }
 
 

@@ -64,9 +64,15 @@ class MLP(_CountsParameters, nn.Module):
 
     Inputs are flattened, so image batches ``(N, C, H, W)`` work when
     ``arch.widths[0] == C * H * W``. Hidden block ``k`` is ``Linear -> activation -> Dropout``;
-    the last block is a plain ``Linear`` producing logits. A skip edge ``(i, j)`` adds the
-    output of hidden layer ``i`` to the input of block ``j``, through a bias-free
-    ``nn.Linear`` projection when the widths differ.
+    a ``"residual"`` block (``arch.blocks[k]``) adds its own input to that output, through a
+    bias-free ``nn.Linear`` projection when its input and output widths differ. The last block
+    is a plain ``Linear`` producing logits. A skip edge ``(i, j)`` adds the output of hidden
+    layer ``i`` to the input of block ``j``, through a bias-free ``nn.Linear`` projection when
+    the widths differ.
+
+    Parameter count: every block ``k`` has ``w[k] * w[k+1] + w[k+1]``; a residual block adds
+    ``w[k] * w[k+1]`` when ``w[k] != w[k+1]``; a skip edge ``(i, j)`` adds
+    ``w[i+1] * w[j]`` when ``w[i+1] != w[j]`` (``w`` = ``arch.widths``).
 
     Args:
         arch: The architecture.
@@ -90,6 +96,16 @@ class MLP(_CountsParameters, nn.Module):
                 for i, j in arch.skips
             }
         )
+        # Block k maps width w[k] to w[k + 1]; a residual block adds its (projected) input.
+        self.residual_projections = nn.ModuleDict(
+            {
+                str(k): nn.Identity()
+                if w[k] == w[k + 1]
+                else nn.Linear(w[k], w[k + 1], bias=False)
+                for k, block in enumerate(arch.blocks)
+                if block == "residual"
+            }
+        )
         self._skips_into: dict[int, list[tuple[int, str]]] = {}
         for i, j in arch.skips:
             self._skips_into.setdefault(j, []).append((i, f"{i}_{j}"))
@@ -102,9 +118,12 @@ class MLP(_CountsParameters, nn.Module):
         for k, linear in enumerate(self.linears):
             for i, key in self._skips_into.get(k, ()):
                 h = h + self.skip_projections[key](hidden[i])
+            x = h
             h = linear(h)
             if k < n_hidden:
                 h = self.dropout(self.activations[k](h))
+                if str(k) in self.residual_projections:
+                    h = h + self.residual_projections[str(k)](x)
                 hidden.append(h)
         return h
 

@@ -1,8 +1,10 @@
-"""Crossover operators, one parameter at a time.
+"""Crossover operators: one parameter at a time, and whole architectures.
 
-Each operator maps the values that the parents hold for one parameter to the child's value.
-Working per parameter lets a child inherit conditional (define-by-run) parameters that only
-one parent had, and keeps every operator usable by every sampler.
+Each parameter operator maps the values that the parents hold for one parameter to the child's
+value. Working per parameter lets a child inherit conditional (define-by-run) parameters that
+only one parent had, and keeps every operator usable by every sampler.
+:func:`architecture_crossover` recombines two :class:`~optuna_evo.architecture.Architecture`
+genomes layer by layer.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution
 
+from optuna_evo.architecture import Architecture
 from optuna_evo.operators._space import from_internal
 from optuna_evo.operators._space import is_numeric
 from optuna_evo.operators._space import to_internal
@@ -88,3 +91,57 @@ def make_crossover(
     if name == "blend":
         return BlendCrossover(blend_alpha)
     raise ValueError(f"`crossover` must be 'uniform', 'blend' or a BaseCrossover, got {name!r}.")
+
+
+def architecture_crossover(
+    first: Architecture, second: Architecture, rng: np.random.RandomState
+) -> tuple[Architecture, tuple[int, int]]:
+    """One-point crossover of two architectures' hidden-layer lists.
+
+    A cut position ``c`` is drawn uniformly from ``1 .. max(n_first, n_second) - 1``; the
+    child takes ``first``'s hidden layers before the cut and ``second``'s from the cut on
+    (cut-and-splice when the depths differ: the cut is ``min(c, n)`` in each parent, so the
+    child's depth lies between the parents'). Each layer carries its own width, activation and
+    block type. A skip edge travels with its source layer: ``first``'s edges from layers
+    before the cut keep their indices, ``second``'s edges from layers at or after the cut are
+    shifted with their layers, and an edge whose target falls beyond the child's output layer
+    is dropped, so the child is always valid. Dropout comes from ``first``. When neither parent
+    has two hidden layers there is no interior cut and the child is a copy of ``first``.
+
+    Args:
+        first: The first parent (input/output widths must match ``second``'s).
+        second: The second parent.
+        rng: Random stream.
+
+    Returns:
+        The child and the cuts ``(a, b)``: the child is ``first``'s layers ``[:a]`` followed by
+        ``second``'s layers ``[b:]``.
+
+    Raises:
+        ValueError: If the parents' input or output widths differ.
+    """
+    if (first.n_inputs, first.n_outputs) != (second.n_inputs, second.n_outputs):
+        raise ValueError(
+            "architecture_crossover needs parents with the same input/output widths, got "
+            f"{first.widths} and {second.widths}."
+        )
+    n_a, n_b = first.n_hidden, second.n_hidden
+    longest = max(n_a, n_b)
+    if longest < 2:
+        return first, (n_a, n_b)
+    c = int(rng.randint(1, longest))
+    a, b = min(c, n_a), min(c, n_b)
+    n = a + n_b - b
+    widths = [first.n_inputs, *first.widths[1 : 1 + a], *second.widths[1 + b : -1]]
+    widths.append(first.n_outputs)
+    shift = a - b
+    skips = [(i, j) for i, j in first.skips if i < a and j <= n]
+    skips += [(i + shift, j + shift) for i, j in second.skips if i >= b and j + shift <= n]
+    child = Architecture(
+        widths,
+        [*first.activations[:a], *second.activations[b:]],
+        dropout=first.dropout,
+        skips=sorted(set(skips)),
+        blocks=[*first.blocks[:a], *second.blocks[b:]],
+    )
+    return child, (a, b)

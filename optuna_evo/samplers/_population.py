@@ -22,9 +22,27 @@ trial system attrs ``optuna_evo:architecture``,  MAGE: the agent's architecture,
 trial system attrs ``optuna_evo:female``,  Gender: the learning-curve predictor genome the
 ``optuna_evo:female_parents``             trial carries and its female parents' trial numbers
 study system attr ``optuna_evo:females:{g}``  Gender: generation ``g``'s ranked top females
+trial system attr ``optuna_evo:arch_crossover``  cuts ``[a, b]`` of the architecture crossover
+                                          that made the child (first parent's layers ``[:a]``
+                                          + second parent's ``[b:]``)
+trial system attr ``optuna_evo:candidate``  with ``assist``: the configuration drawn for the
+                                          trial before it started (``sample_independent``
+                                          returns these values)
+trial system attr ``optuna_evo:config_hash``  with ``deduplicate``: hash of the configuration,
+                                          claimed before the trial's params are handed out,
+                                          rewritten from the actual params when it finishes
+trial system + user attr ``optuna_evo:assist``  with ``assist``: ``{"candidates", "predicted",
+                                          "std", "explored", "guard_checks", "rejected",
+                                          "duplicates", "races", "fallback"}`` (see
+                                          :class:`~optuna_evo.samplers.PredictorAssist`)
 ========================================  =======================================================
 
 Keys a subclass lists in ``MIRRORED_KEYS`` are also written as user attrs of the same name.
+
+Architectures: a sampler given an :class:`~optuna_evo.architecture.ArchitectureSpace` plans a
+child's architecture from its parents' (one-point crossover for two parents, then one
+architecture mutation with the given probability) and hands its genes out as the
+``arch_*`` params; see :meth:`PopulationSampler.inherit_architecture`.
 
 Roles: ``random`` (sampled uniformly; generation 0 or no parent available), ``enqueued``
 (from :meth:`optuna.study.Study.enqueue_trial`; joins the generation being filled, which is
@@ -44,6 +62,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 import threading
+import time
 from typing import Any
 import weakref
 
@@ -56,15 +75,37 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_evo.architecture import ARCHITECTURE_KEY
+from optuna_evo.architecture import N_HIDDEN_PARAM
+from optuna_evo.architecture import Architecture
+from optuna_evo.architecture import ArchitectureSpace
 from optuna_evo.operators._space import contains
 from optuna_evo.operators._space import sample_uniform
+from optuna_evo.operators.crossover import architecture_crossover
+from optuna_evo.predictors.duplicates import CONFIG_HASH_KEY
+from optuna_evo.predictors.duplicates import claim
+from optuna_evo.predictors.duplicates import config_hash
+from optuna_evo.predictors.duplicates import nearest_untaken
+from optuna_evo.predictors.duplicates import taken_hashes
+from optuna_evo.samplers._assist import ASSIST_KEY
+from optuna_evo.samplers._assist import CANDIDATE_KEY
+from optuna_evo.samplers._assist import Candidate
+from optuna_evo.samplers._assist import PredictorAssist
+from optuna_evo.samplers._assist import Scorer
+from optuna_evo.samplers._assist import best_parent_value
+from optuna_evo.samplers._assist import fit_scorer
 
 LINEAGE_KEY = "optuna_evo:lineage"
 # Std of the noise a child adds to inherited weights (read by checkpoint.load_parent).
 WEIGHT_NOISE_KEY = "optuna_evo:weight_noise"
 USER_ATTR_PREFIX = "optuna_evo:"
+ARCH_MUTATION_KEY = "optuna_evo:arch_mutation"
+ARCH_CROSSOVER_KEY = "optuna_evo:arch_crossover"
 ROLES = ("random", "enqueued", "elite", "child", "mutant")
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+_ASSISTED_ROLES = ("random", "child", "mutant")
+_ARCH_GENE = "<architecture>"  # remutate(): the architecture counts as one gene
+_logger = optuna.logging.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -184,6 +225,13 @@ class PopulationSampler(BaseGASampler, abc.ABC):
     (:meth:`vary_param`). Every parameter is sampled through ``sample_independent``, one at a
     time, so conditional (define-by-run) parameters are inherited when a parent had them and
     sampled fresh otherwise, and parameters that appear later in the study are handled.
+    Optional hooks: :meth:`annotate` (extra per-trial decisions), :meth:`mutate_value` (how
+    the duplicate cache mutates a gene again) and :meth:`draw_param`.
+
+    With ``assist`` the whole configuration of a ``random``, ``child`` or ``mutant`` trial is
+    drawn in ``before_trial`` instead (the same hooks, called for each of several candidate
+    children), chosen by the surrogate, the duplicate cache and the stability guard, and
+    stored as ``optuna_evo:candidate``; ``sample_independent`` then hands out its values.
 
     Each trial draws from its own random stream seeded by ``(seed, trial number)``: a run is
     reproducible for a given seed, and workers that share a seed still explore differently.
@@ -193,6 +241,12 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         seed: Seed for the random streams.
         mirror_user_attrs: Also write generation, role and parents as user attrs so that
             optuna-dashboard shows them.
+        assist: Predictor-assisted evolution (surrogate, duplicate cache, stability guard),
+            see :class:`~optuna_evo.samplers.PredictorAssist`; ``None`` for none.
+        architecture_space: The architecture genome whose ``arch_*`` params the sampler plans
+            as a whole (see :meth:`inherit_architecture`); ``None`` for none.
+        evolve_architecture: Whether re-mutation and the finite-space fallback may change the
+            architecture (off for a fixed architecture).
     """
 
     EXTRA_KEYS: tuple[str, ...] = ()
@@ -203,11 +257,24 @@ class PopulationSampler(BaseGASampler, abc.ABC):
     user attrs) when ``mirror_user_attrs`` is on."""
 
     def __init__(
-        self, population_size: int, seed: int | None = None, mirror_user_attrs: bool = True
+        self,
+        population_size: int,
+        seed: int | None = None,
+        mirror_user_attrs: bool = True,
+        assist: PredictorAssist | None = None,
+        architecture_space: ArchitectureSpace | None = None,
+        evolve_architecture: bool = True,
     ) -> None:
         if int(population_size) != population_size or population_size < 2:
             raise ValueError(f"`population_size` must be an integer >= 2, got {population_size}.")
+        if assist is not None and not isinstance(assist, PredictorAssist):
+            raise ValueError(
+                f"`assist` must be a PredictorAssist or None, got {type(assist).__name__}."
+            )
         super().__init__(population_size=int(population_size))
+        self._assist = assist
+        self._arch_space = architecture_space
+        self._evolve_architecture = evolve_architecture
         self._rng = LazyRandomState(seed)
         self._base_seed: int | None = None
         self._mirror_user_attrs = mirror_user_attrs
@@ -219,6 +286,10 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         )
         # Keys annotate() may write; subclasses list theirs so plans can be rebuilt anywhere.
         self._extra_keys: set[str] = set(self.EXTRA_KEYS)
+        if architecture_space is not None:
+            self._extra_keys.update((ARCHITECTURE_KEY, ARCH_MUTATION_KEY, ARCH_CROSSOVER_KEY))
+        if assist is not None:
+            self._extra_keys.update((CANDIDATE_KEY, ASSIST_KEY))
         self._lock = threading.RLock()
 
     # -- hooks for subclasses -------------------------------------------------------------
@@ -256,6 +327,68 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         """
         return {}
 
+    def mutate_value(self, distribution: BaseDistribution, value: Any, rng: Any) -> Any:
+        """Mutate one value (used to re-mutate duplicates); a fresh uniform draw by default."""
+        return sample_uniform(distribution, rng)
+
+    def draw_param(self, plan: Plan, name: str, distribution: BaseDistribution) -> Any:
+        """The child's value of one parameter (before any pre-drawn configuration applies).
+
+        Architecture genes come from the planned architecture; other parameters inherit from
+        the parents that had them (:meth:`vary_param`) or are drawn uniformly.
+        """
+        space = self._arch_space
+        if space is not None and space.is_param(name):
+            arch = plan.extras.get(ARCHITECTURE_KEY)
+            if arch is not None:
+                value = space.param_value(Architecture.from_dict(arch), name)
+                if value is not None and contains(distribution, value):
+                    return value
+        values = [
+            p.params[name]
+            for p in plan.parents
+            if name in p.params and contains(distribution, p.params[name])
+        ]
+        if values:
+            return self.vary_param(plan, distribution, values)
+        return sample_uniform(distribution, plan.rng)
+
+    def architecture_of(self, trial: FrozenTrial) -> Architecture | None:
+        """A finished trial's architecture: the planned one, else rebuilt from its params."""
+        stored = trial.system_attrs.get(ARCHITECTURE_KEY)
+        if stored is not None:
+            return Architecture.from_dict(stored)
+        return None if self._arch_space is None else self._arch_space.from_params(trial.params)
+
+    def inherit_architecture(
+        self, info: Lineage, parents: list[FrozenTrial], rng: np.random.RandomState, prob: float
+    ) -> dict[str, Any] | None:
+        """Plan a child's architecture from its parents' (``None`` if the first has none).
+
+        A ``child`` whose two parents have architectures gets their one-point crossover
+        (:func:`~optuna_evo.operators.crossover.architecture_crossover`); then one
+        architecture mutation happens with probability ``prob``. The result is projected into
+        the space (:meth:`~optuna_evo.architecture.ArchitectureSpace.project`).
+
+        Returns:
+            Extras: ``optuna_evo:architecture`` and, when they happened,
+            ``optuna_evo:arch_crossover`` (the cuts) and ``optuna_evo:arch_mutation``.
+        """
+        space = self._arch_space
+        archs = [self.architecture_of(p) for p in parents]
+        if space is None or not archs or archs[0] is None:
+            return None
+        extras: dict[str, Any] = {}
+        arch = archs[0]
+        if info.role == "child" and len(archs) > 1 and archs[1] is not None:
+            arch, cuts = architecture_crossover(archs[0], archs[1], rng)
+            extras[ARCH_CROSSOVER_KEY] = list(cuts)
+        if rng.rand() < prob:
+            arch, op = space.mutate(arch, rng)
+            extras[ARCH_MUTATION_KEY] = op
+        extras[ARCHITECTURE_KEY] = space.project(arch).to_dict()
+        return extras
+
     # -- BaseSampler ----------------------------------------------------------------------
 
     def reseed_rng(self) -> None:
@@ -287,16 +420,13 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         """Sample one parameter: inherited from the trial's parents when they had it."""
         self._check_single_objective(study)
         plan = self._plan(study, trial)
+        candidate = plan.extras.get(CANDIDATE_KEY) or {}
+        if param_name in candidate:
+            usable, value = _native(param_distribution, candidate[param_name])
+            if usable:
+                return value
         with self._lock:
-            values = [
-                p.params[param_name]
-                for p in plan.parents
-                if param_name in p.params and contains(param_distribution, p.params[param_name])
-            ]
-            if values:
-                value = self.vary_param(plan, param_distribution, values)
-            else:
-                value = sample_uniform(param_distribution, plan.rng)
+            value = self.draw_param(plan, param_name, param_distribution)
         assert contains(param_distribution, value), (param_name, value)
         return value
 
@@ -311,9 +441,17 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        """Drop the trial's cached plan (its lineage stays in storage)."""
+        """Drop the trial's cached plan (its lineage stays in storage).
+
+        With the duplicate cache on, a finished trial's hash is rewritten from the params it
+        actually used (they differ from the drawn configuration in conditional spaces).
+        """
         with self._lock:
             self._plans.pop(trial._trial_id, None)
+        if self._assist is not None and self._assist.deduplicate and state in _FINISHED:
+            actual = config_hash(trial.params)
+            if trial.system_attrs.get(CONFIG_HASH_KEY) != actual:
+                study._storage.set_trial_system_attr(trial._trial_id, CONFIG_HASH_KEY, actual)
 
     # -- BaseGASampler --------------------------------------------------------------------
 
@@ -450,7 +588,14 @@ class PopulationSampler(BaseGASampler, abc.ABC):
             parent_ids=tuple(p._trial_id for p in chosen),
             parent_numbers=tuple(p.number for p in chosen),
         )
-        extras = self.annotate(study, info, chosen, parent_population, rng)
+        if self._assist is not None and role in _ASSISTED_ROLES:
+            extras = self._assisted_extras(study, trial, info, chosen, parent_population, rng)
+        else:
+            extras = self.annotate(study, info, chosen, parent_population, rng)
+            if self._assist is not None and self._assist.deduplicate and role == "enqueued":
+                # Visible as taken while it runs; rewritten from its params when it finishes.
+                fixed = attrs["fixed_params"]
+                storage.set_trial_system_attr(trial._trial_id, CONFIG_HASH_KEY, config_hash(fixed))
         self._extra_keys.update(extras)
         storage.set_trial_system_attr(trial._trial_id, self._get_generation_key(), generation)
         storage.set_trial_system_attr(trial._trial_id, LINEAGE_KEY, info.to_dict())
@@ -463,7 +608,241 @@ class PopulationSampler(BaseGASampler, abc.ABC):
                 ("parents", list(info.parent_numbers)),
             ):
                 storage.set_trial_user_attr(trial._trial_id, USER_ATTR_PREFIX + name, value)
-            for key in self.MIRRORED_KEYS:
+            mirrored = self.MIRRORED_KEYS + ((ASSIST_KEY,) if self._assist is not None else ())
+            for key in mirrored:
                 if key in extras:
                     storage.set_trial_user_attr(trial._trial_id, key, extras[key])
         return Plan(info, chosen, rng, extras)
+
+    # -- predictor-assisted children (see PredictorAssist) ---------------------------------
+
+    def _assisted_extras(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        info: Lineage,
+        parents: list[FrozenTrial],
+        parent_population: list[FrozenTrial],
+        rng: np.random.RandomState,
+    ) -> dict[str, Any]:
+        assist = self._assist
+        assert assist is not None
+        storage = study._storage
+        # Fresh, not the per-ask cache: other workers' claims must be visible.
+        trials = storage.get_all_trials(study._study_id, deepcopy=False)
+        base = _parameter_space(parents or [t for t in trials if t.params])
+        if not base:  # nothing to draw from yet: the params are sampled as they are suggested
+            return self.annotate(study, info, parents, parent_population, rng)
+
+        def propose() -> Candidate:
+            extras = self.annotate(study, info, parents, parent_population, rng)
+            return self._complete(Candidate(extras, {}, dict(base)), rng, draw=(info, parents))
+
+        encoder_space = dict(base)
+        if self._arch_space is not None:
+            encoder_space.update(self._arch_space.param_distributions(self._arch_space.max_layers))
+        scorer = fit_scorer(assist, trials, encoder_space, study.direction, rng)
+        reference = best_parent_value(parents, study.direction)
+        guard = assist.stability_threshold is not None and scorer is not None
+        guard = guard and reference is not None
+        dedup = assist.deduplicate
+        taken = taken_hashes(trials, trial._trial_id) if dedup else set()
+        stats: dict[str, Any] = {
+            "candidates": assist.n_candidates,
+            "predicted": None,
+            "std": None,
+            "explored": False,
+            "guard_checks": 0,
+            "rejected": 0,
+            "duplicates": 0,
+            "races": 0,
+            "fallback": None,
+        }
+        pool = [propose() for _ in range(assist.n_candidates)]
+        chosen: Candidate | None = None
+        for _ in range(assist.max_retries + 1):
+            if dedup:
+                for i, c in enumerate(pool):
+                    if c.hash in taken:
+                        pool[i] = self._remutate(c, rng)
+                        stats["duplicates"] += 1
+            fresh = [c for c in pool if c.hash not in taken]
+            if not fresh:
+                continue
+            candidate, explored = _choose(fresh, scorer, assist.exploration_rate, rng)
+            if guard:
+                assert scorer is not None and reference is not None
+                stats["guard_checks"] += 1
+                if scorer.worse_by(candidate, reference) > assist.stability_threshold:
+                    stats["rejected"] += 1
+                    pool[pool.index(candidate)] = propose()
+                    continue
+            if dedup:
+                held, taken = claim(storage, study._study_id, trial._trial_id, candidate.hash)
+                if not held:
+                    stats["races"] += 1
+                    # Both claimants may have backed off: wait a random moment before retrying.
+                    time.sleep(float(rng.uniform(0.0, 0.02)))
+                    continue
+            chosen, stats["explored"] = candidate, explored
+            break
+        if chosen is None:
+            chosen = self._fallback(pool, taken, scorer, stats, rng, trial.number)
+            if dedup:
+                storage.set_trial_system_attr(trial._trial_id, CONFIG_HASH_KEY, chosen.hash)
+        if scorer is not None:
+            mean, std = scorer.predict([chosen])
+            stats["predicted"], stats["std"] = float(mean[0]), float(std[0])
+        if stats["rejected"]:
+            self._log_guard(trials, trial.number, stats, assist.stability_threshold)
+        return {**chosen.extras, CANDIDATE_KEY: chosen.params, ASSIST_KEY: stats}
+
+    def _complete(
+        self,
+        candidate: Candidate,
+        rng: np.random.RandomState,
+        draw: tuple[Lineage, list[FrozenTrial]] | None = None,
+    ) -> Candidate:
+        # With ``draw`` (lineage, parents): draw the whole configuration as the plan would.
+        # Where the configuration holds architecture genes, make them the genes of exactly one
+        # architecture (the planned one when drawing, else the one its depth gene says) and
+        # record that architecture. Then hash.
+        extras, params, dists = candidate.extras, dict(candidate.params), candidate.distributions
+        space = self._arch_space
+        arch_dict = extras.get(ARCHITECTURE_KEY)
+        if space is not None and any(space.is_param(k) for k in dists):
+            n = params.get(N_HIDDEN_PARAM)
+            if draw is not None and arch_dict is not None:
+                n = Architecture.from_dict(arch_dict).n_hidden
+            elif not isinstance(n, int):
+                n = sample_uniform(space.param_distributions(0)[N_HIDDEN_PARAM], rng)
+            dists = {k: d for k, d in dists.items() if not space.is_param(k)}
+            dists.update(space.param_distributions(n))
+        if draw is not None:
+            plan = Plan(draw[0], draw[1], rng, extras)
+            params = {name: self.draw_param(plan, name, d) for name, d in dists.items()}
+        if space is not None and N_HIDDEN_PARAM in params:
+            arch = space.from_params({k: v for k, v in params.items() if space.is_param(k)})
+            if arch is not None:
+                if arch_dict is not None:  # keep what the params cannot express
+                    arch = arch.replace(dropout=Architecture.from_dict(arch_dict).dropout)
+                extras = {**extras, ARCHITECTURE_KEY: arch.to_dict()}
+        return Candidate(extras, params, dists, config_hash(params))
+
+    def _remutate(self, candidate: Candidate, rng: np.random.RandomState) -> Candidate:
+        # Mutate one more gene; the architecture (when it may evolve) counts as one gene.
+        space = self._arch_space
+        genes = [
+            n
+            for n, d in candidate.distributions.items()
+            if not d.single() and not (space is not None and space.is_param(n))
+        ]
+        arch_dict = candidate.extras.get(ARCHITECTURE_KEY)
+        if space is not None and arch_dict is not None and self._evolve_architecture:
+            genes.append(_ARCH_GENE)
+        if not genes:
+            return candidate
+        gene = genes[int(rng.randint(len(genes)))]
+        params, extras = dict(candidate.params), dict(candidate.extras)
+        if gene == _ARCH_GENE:
+            assert space is not None and arch_dict is not None
+            arch, op = space.mutate(Architecture.from_dict(arch_dict), rng)
+            arch = space.project(arch)
+            params = {k: v for k, v in params.items() if not space.is_param(k)}
+            params.update(space.to_params(arch))
+            previous = extras.get(ARCH_MUTATION_KEY)
+            extras[ARCH_MUTATION_KEY] = f"{previous}+{op}" if previous else op
+            extras[ARCHITECTURE_KEY] = arch.to_dict()
+        else:
+            dist = candidate.distributions[gene]
+            for _ in range(8):  # a mutation may land on the same value; try a few times
+                value = self.mutate_value(dist, params[gene], rng)
+                if value != params[gene]:
+                    break
+            params[gene] = value
+        return self._complete(Candidate(extras, params, candidate.distributions), rng)
+
+    def _fallback(
+        self,
+        pool: list[Candidate],
+        taken: set[str],
+        scorer: Scorer | None,
+        stats: dict[str, Any],
+        rng: np.random.RandomState,
+        number: int,
+    ) -> Candidate:
+        # Retries are spent: an untaken candidate is accepted despite the guard; else the
+        # nearest untaken configuration of a finite space; else a duplicate.
+        fresh = [c for c in pool if c.hash not in taken]
+        if fresh:
+            if scorer is not None:
+                mean, _ = scorer.predict(fresh)
+                fresh = [fresh[int(np.argmin(scorer.sign * mean))]]
+            stats["fallback"] = "accepted_after_guard"
+            _logger.warning(
+                f"Trial {number}: every child was rejected by the stability guard "
+                f"{stats['rejected']} times; accepting the best predicted one."
+            )
+            return fresh[0]
+        base = pool[0]
+        space = self._arch_space
+        frozen: set[str] = set()
+        if space is not None:
+            frozen = {k for k in base.params if space.is_param(k)}
+            if self._evolve_architecture:
+                frozen = {N_HIDDEN_PARAM}
+        params = nearest_untaken(base.params, base.distributions, taken, rng, frozen)
+        if params is not None:
+            stats["fallback"] = "nearest_untaken"
+            return self._complete(Candidate(dict(base.extras), params, base.distributions), rng)
+        stats["fallback"] = "accepted_duplicate"
+        _logger.warning(
+            f"Trial {number}: no untaken configuration found after {stats['duplicates']} "
+            "re-mutations (the space may be exhausted); evaluating a duplicate."
+        )
+        return base
+
+    def _log_guard(
+        self, trials: list[FrozenTrial], number: int, stats: dict[str, Any], threshold: Any
+    ) -> None:
+        records = [t.system_attrs.get(ASSIST_KEY) for t in trials if t.number != number]
+        records = [r for r in records if isinstance(r, dict)] + [stats]
+        checks = sum(int(r.get("guard_checks", 0)) for r in records)
+        rejected = sum(int(r.get("rejected", 0)) for r in records)
+        _logger.info(
+            f"Trial {number}: the stability guard rejected {stats['rejected']} of "
+            f"{stats['guard_checks']} children predicted worse than their parent by more than "
+            f"{threshold}; {rejected} of {checks} ({100.0 * rejected / checks:.1f}%) in this "
+            "study so far."
+        )
+
+
+def _parameter_space(trials: Sequence[FrozenTrial]) -> dict[str, BaseDistribution]:
+    # The parameters these trials used; the first trial's distribution wins a conflict.
+    space: dict[str, BaseDistribution] = {}
+    for t in reversed(trials):
+        space.update(t.distributions)
+    return space
+
+
+def _choose(
+    pool: list[Candidate], scorer: Scorer | None, exploration_rate: float, rng: Any
+) -> tuple[Candidate, bool]:
+    if scorer is None or len(pool) == 1:
+        return pool[0], False
+    if rng.rand() < exploration_rate:
+        return pool[int(rng.randint(len(pool)))], True
+    return pool[int(np.argmin(scorer.optimistic(pool)))], False
+
+
+def _native(distribution: BaseDistribution, value: Any) -> tuple[bool, Any]:
+    # A pre-drawn value (read back from JSON) as the native type of ``distribution``; False
+    # when the distribution changed and no longer holds it. (None can be a valid choice.)
+    if isinstance(distribution, optuna.distributions.FloatDistribution):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False, None
+        value = float(value)
+    elif isinstance(distribution, optuna.distributions.IntDistribution):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return False, None
+    return contains(distribution, value), value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 
 from optuna_evo._experimental import experimental_class
+from optuna_evo.architecture import ArchitectureSpace
 from optuna_evo.operators.crossover import BaseCrossover
 from optuna_evo.operators.crossover import make_crossover
 from optuna_evo.operators.mutation import BaseMutation
@@ -18,6 +20,8 @@ from optuna_evo.operators.mutation import make_mutation
 from optuna_evo.operators.selection import BaseSelection
 from optuna_evo.operators.selection import make_selection
 from optuna_evo.operators.selection import rank_trials
+from optuna_evo.samplers._assist import PredictorAssist
+from optuna_evo.samplers._population import Lineage
 from optuna_evo.samplers._population import Plan
 from optuna_evo.samplers._population import PopulationSampler
 
@@ -46,6 +50,18 @@ class GeneticSampler(PopulationSampler):
     COMPLETE ones), :meth:`~optuna.study.Study.enqueue_trial`, and several processes sharing
     one storage. Multi-objective studies raise ``ValueError``. Lineage is stored as described
     in :mod:`optuna_evo.samplers._population`.
+
+    Given an ``architecture_space`` (the mapping the objective passes to
+    :func:`optuna_evo.suggest_architecture`), the ``arch_*`` params are evolved as one
+    architecture instead of one by one: a child gets the one-point crossover of its parents'
+    architectures (:func:`~optuna_evo.operators.crossover.architecture_crossover`) and a
+    child or mutant then undergoes one architecture mutation with probability
+    ``mutation_prob``. Generation 0 samples them as ordinary parameters.
+
+    With ``assist`` (:class:`~optuna_evo.samplers.PredictorAssist`) a surrogate scores
+    several candidate children before one is trained, a duplicate cache keeps any
+    configuration from being evaluated twice (across workers) and a stability guard
+    resamples children predicted much worse than their parents.
 
     Example:
 
@@ -81,6 +97,9 @@ class GeneticSampler(PopulationSampler):
         mutation_sigma: Gaussian mutation's σ as a fraction of the parameter range, > 0.
         n_elites: Number of best parents copied unchanged into each generation,
             0..population_size-1.
+        architecture_space: Architecture search space whose ``arch_*`` params are evolved
+            as a whole (see above), or ``None``.
+        assist: Predictor-assisted evolution options, or ``None``.
         seed: Seed for reproducible runs.
         mirror_user_attrs: Mirror generation, role and parents into user attrs (visible in
             optuna-dashboard).
@@ -100,10 +119,24 @@ class GeneticSampler(PopulationSampler):
         mutation_prob: float = 0.2,
         mutation_sigma: float = 0.1,
         n_elites: int = 0,
+        architecture_space: Mapping[str, Any] | None = None,
+        assist: PredictorAssist | None = None,
         seed: int | None = None,
         mirror_user_attrs: bool = True,
     ) -> None:
-        super().__init__(population_size, seed=seed, mirror_user_attrs=mirror_user_attrs)
+        space = None
+        if architecture_space is not None:
+            try:
+                space = ArchitectureSpace.from_dict(architecture_space)
+            except ValueError as e:
+                raise ValueError(f"`architecture_space` is invalid: {e}") from None
+        super().__init__(
+            population_size,
+            seed=seed,
+            mirror_user_attrs=mirror_user_attrs,
+            assist=assist,
+            architecture_space=space,
+        )
         _check_probability("crossover_prob", crossover_prob)
         _check_probability("mutation_prob", mutation_prob)
         self._selection = make_selection(selection, survival_fraction, tournament_size)
@@ -152,6 +185,23 @@ class GeneticSampler(PopulationSampler):
         if mates[0]._trial_id != mates[1]._trial_id and rng.rand() < self._crossover_prob:
             return "child", mates
         return "mutant", mates[:1]
+
+    def annotate(
+        self,
+        study: Study,
+        info: Lineage,
+        parents: list[FrozenTrial],
+        parent_population: list[FrozenTrial],
+        rng: np.random.RandomState,
+    ) -> dict[str, Any]:
+        """With an ``architecture_space``: the child's architecture from its parents'."""
+        if self._arch_space is None or info.role not in ("child", "mutant"):
+            return {}
+        return self.inherit_architecture(info, parents, rng, self._mutation_prob) or {}
+
+    def mutate_value(self, distribution: BaseDistribution, value: Any, rng: Any) -> Any:
+        """The sampler's mutation operator."""
+        return self._mutation(distribution, value, rng)
 
     def vary_param(self, plan: Plan, distribution: BaseDistribution, values: Sequence[Any]) -> Any:
         """Elites copy; children cross over; children and mutants then mutate."""

@@ -16,18 +16,20 @@ from optuna.trial import FrozenTrial
 
 from optuna_evo._experimental import experimental_class
 from optuna_evo.architecture import ARCHITECTURE_KEY
-from optuna_evo.architecture import Architecture
 from optuna_evo.architecture import ArchitectureSpace
+from optuna_evo.operators.crossover import UniformCrossover
 from optuna_evo.operators.mutation import GaussianMutation
 from optuna_evo.operators.selection import TournamentSelection
 from optuna_evo.operators.selection import rank_trials
+from optuna_evo.samplers._assist import PredictorAssist
+from optuna_evo.samplers._population import ARCH_CROSSOVER_KEY
+from optuna_evo.samplers._population import ARCH_MUTATION_KEY
 from optuna_evo.samplers._population import WEIGHT_NOISE_KEY
 from optuna_evo.samplers._population import Lineage
 from optuna_evo.samplers._population import Plan
 from optuna_evo.samplers._population import PopulationSampler
 
 MUTATION_PROB_KEY = "optuna_evo:mutation_prob"
-ARCH_MUTATION_KEY = "optuna_evo:arch_mutation"
 MODES = ("single", "multi")
 
 
@@ -39,9 +41,14 @@ class MAGESampler(PopulationSampler):
     for it. Generation 0 samples agents at random. Afterwards the ``n_elites`` fittest agents
     go on unmutated (role ``elite``, same params and architecture, parent link to
     themselves' previous trial) and every other agent is a copy of a parent chosen by a
-    tournament on fitness, then mutated (role ``mutant``). Children continue training from
-    their parent's weights when the objective calls :func:`optuna_evo.checkpoint.load_parent`
-    (it adds ``weight_noise`` to a mutant's inherited weights; elites get none).
+    tournament on fitness, then mutated (role ``mutant``). With ``crossover_prob`` > 0 an agent
+    is instead, with that probability, the crossover of two tournament winners (role
+    ``child``, the fitter parent first): each hyperparameter from either parent with equal
+    probability and, in multi mode, a one-point crossover of the two architectures
+    (:func:`~optuna_evo.operators.crossover.architecture_crossover`), then the same mutation.
+    Children continue training from their (first) parent's weights when the objective calls
+    :func:`optuna_evo.checkpoint.load_parent` (it adds ``weight_noise`` to a mutant's or
+    child's inherited weights; elites get none).
 
     Rank-scaled mutation: a child of the parent ranked ``r`` (0 = fittest) out of ``n``
     mutates each hyperparameter with probability
@@ -54,8 +61,14 @@ class MAGESampler(PopulationSampler):
     agent uses ``search_space["layers"][0]`` with ``search_space["activations"][0]``; in
     ``"multi"`` mode generation 0 draws from ``layers`` × ``activations`` and a mutant's
     architecture mutates with the same rank-scaled probability by one of: add a layer, remove
-    a layer, change a width, change the activation, within the bounds of
+    a layer, change a width, change the activation (and, where the space has these genes,
+    change a layer's block type or toggle a skip edge ``k -> k + 2``), within the bounds of
     :class:`~optuna_evo.architecture.ArchitectureSpace`.
+
+    Predictor assistance (``assist``, see :class:`~optuna_evo.samplers.PredictorAssist`):
+    a surrogate scores several candidate agents before one is trained, a duplicate cache
+    keeps any configuration from being trained twice (across workers) and a stability guard
+    resamples agents predicted much worse than their parent. Elites are never changed by it.
 
     Fitness = objective value + λ · complexity for minimisation (− for maximisation), where
     λ = ``complexity_weight`` and complexity = ``complexity_fn(trial)`` (default: the
@@ -76,11 +89,20 @@ class MAGESampler(PopulationSampler):
         weight_noise: Std of the noise a mutant adds to inherited weights, >= 0.
         mutation_sigma: Gaussian mutation σ as a fraction of a parameter's range, > 0.
         tournament_size: Tournament size for choosing parents, 1..population_size.
+        crossover_prob: Probability that a non-elite agent is a crossover of two parents,
+            in [0, 1] (0 keeps MAGE's mutation-only scheme).
+        assist: Predictor-assisted evolution options, or ``None``.
         seed: Seed for reproducible runs.
         mirror_user_attrs: Mirror lineage and architecture into user attrs (dashboard).
     """
 
-    EXTRA_KEYS = (ARCHITECTURE_KEY, MUTATION_PROB_KEY, WEIGHT_NOISE_KEY, ARCH_MUTATION_KEY)
+    EXTRA_KEYS = (
+        ARCHITECTURE_KEY,
+        MUTATION_PROB_KEY,
+        WEIGHT_NOISE_KEY,
+        ARCH_MUTATION_KEY,
+        ARCH_CROSSOVER_KEY,
+    )
     MIRRORED_KEYS = (ARCHITECTURE_KEY, ARCH_MUTATION_KEY)
 
     def __init__(
@@ -96,15 +118,29 @@ class MAGESampler(PopulationSampler):
         weight_noise: float = 0.0,
         mutation_sigma: float = 0.2,
         tournament_size: int = 2,
+        crossover_prob: float = 0.0,
+        assist: PredictorAssist | None = None,
         seed: int | None = None,
         mirror_user_attrs: bool = True,
     ) -> None:
-        super().__init__(population_size, seed=seed, mirror_user_attrs=mirror_user_attrs)
         if search_mode not in MODES:
             raise ValueError(f"`search_mode` must be one of {MODES}, got {search_mode!r}.")
         if search_mode == "multi" and search_space is None:
             raise ValueError("`search_space` is required in 'multi' mode.")
-        self._space = None if search_space is None else ArchitectureSpace.from_dict(search_space)
+        space = None if search_space is None else ArchitectureSpace.from_dict(search_space)
+        super().__init__(
+            population_size,
+            seed=seed,
+            mirror_user_attrs=mirror_user_attrs,
+            assist=assist,
+            architecture_space=space,
+            evolve_architecture=search_mode == "multi",
+        )
+        self._space = space
+        if not (0.0 <= crossover_prob <= 1.0):
+            raise ValueError(f"`crossover_prob` must be in [0, 1], got {crossover_prob}.")
+        self._crossover_prob = float(crossover_prob)
+        self._crossover = UniformCrossover(0.5)
         if int(n_elites) != n_elites or not (0 <= n_elites < population_size):
             raise ValueError(
                 f"`n_elites` must be an integer in [0, {population_size - 1}], got {n_elites}."
@@ -169,11 +205,16 @@ class MAGESampler(PopulationSampler):
         parent_population: list[FrozenTrial],
         rng: np.random.RandomState,
     ) -> tuple[str, list[FrozenTrial]]:
-        """Elites for the first ``n_elites`` slots; otherwise a tournament-chosen parent."""
+        """Elites for the first ``n_elites`` slots; otherwise one tournament-chosen parent
+        (or two, fitter first, with ``crossover_prob``)."""
         ranked = self.rank(parent_population, study.direction)
         if slot < min(self._n_elites, len(ranked)):
             return "elite", [ranked[slot]]
         (index,) = self._selection.pick(ranked, 1, rng)
+        if self._crossover_prob > 0.0 and rng.rand() < self._crossover_prob:
+            (other,) = self._selection.pick(ranked, 1, rng)
+            if other != index:
+                return "child", [ranked[min(index, other)], ranked[max(index, other)]]
         return "mutant", [ranked[index]]
 
     def annotate(
@@ -186,7 +227,8 @@ class MAGESampler(PopulationSampler):
     ) -> dict[str, Any]:
         """Decide the agent's mutation probability, weight noise and architecture."""
         extras: dict[str, Any] = {}
-        if info.role == "mutant":
+        varied = info.role in ("mutant", "child")
+        if varied:
             ranked = self.rank(parent_population, study.direction)
             ids = [t._trial_id for t in ranked]
             rank = ids.index(parents[0]._trial_id) if parents[0]._trial_id in ids else len(ids) - 1
@@ -194,48 +236,32 @@ class MAGESampler(PopulationSampler):
         else:
             prob = 0.0
         extras[MUTATION_PROB_KEY] = prob
-        extras[WEIGHT_NOISE_KEY] = self._weight_noise if info.role == "mutant" else 0.0
+        extras[WEIGHT_NOISE_KEY] = self._weight_noise if varied else 0.0
         if self._space is None:
             return extras
-        parent_arch = parents[0].system_attrs.get(ARCHITECTURE_KEY) if parents else None
         if self._mode == "single":
-            arch = self._space.fixed()
-        elif parent_arch is None:
-            arch = self._space.sample(rng)
+            extras[ARCHITECTURE_KEY] = self._space.fixed().to_dict()
+            return extras
+        inherited = self.inherit_architecture(info, parents, rng, prob)
+        if inherited is None:
+            extras[ARCHITECTURE_KEY] = self._space.sample(rng).to_dict()
         else:
-            arch = Architecture.from_dict(parent_arch)
-            if rng.rand() < prob:
-                arch, op = self._space.mutate(arch, rng)
-                extras[ARCH_MUTATION_KEY] = op
-        extras[ARCHITECTURE_KEY] = arch.to_dict()
+            extras.update(inherited)
         return extras
 
     # -- sampling -----------------------------------------------------------------------
 
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        """Architecture genes come from the agent's planned architecture; others inherit."""
-        if self._space is not None and self._space.is_param(param_name):
-            self._check_single_objective(study)
-            plan = self._plan(study, trial)
-            arch_dict = plan.extras.get(ARCHITECTURE_KEY)
-            if arch_dict is not None:
-                value = self._space.param_value(Architecture.from_dict(arch_dict), param_name)
-                if value is not None and param_distribution._contains(
-                    param_distribution.to_internal_repr(value)
-                ):
-                    return value
-        return super().sample_independent(study, trial, param_name, param_distribution)
+    def mutate_value(self, distribution: BaseDistribution, value: Any, rng: Any) -> Any:
+        """Gaussian mutation (categoricals redrawn), as for any mutant."""
+        return self._mutation(distribution, value, rng)
 
     def vary_param(self, plan: Plan, distribution: BaseDistribution, values: Sequence[Any]) -> Any:
-        """Elites copy; mutants mutate each parameter with their rank-scaled probability."""
+        """Elites copy; children take either parent's value; children and mutants then mutate
+        each parameter with their rank-scaled probability."""
         value = values[0]
-        if plan.lineage.role == "mutant":
+        if plan.lineage.role == "child":
+            value = self._crossover(distribution, values, plan.rng)
+        if plan.lineage.role in ("mutant", "child"):
             if plan.rng.rand() < float(plan.extras.get(MUTATION_PROB_KEY, 0.0)):
                 value = self._mutation(distribution, value, plan.rng)
         return value

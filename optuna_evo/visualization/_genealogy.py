@@ -1,0 +1,167 @@
+"""The family tree of an evolutionary study: trials by generation, edges parent → child."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import math
+from typing import Any
+
+from optuna.study import Study
+from optuna.trial import FrozenTrial
+import plotly.graph_objects as go
+
+from optuna_evo.visualization._utils import check_target
+from optuna_evo.visualization._utils import empty_figure
+from optuna_evo.visualization._utils import generation_of
+from optuna_evo.visualization._utils import lineage_of
+from optuna_evo.visualization._utils import trial_value
+
+_MAX_HOVER_PARAMS = 12
+
+
+def plot_genealogy(
+    study: Study,
+    *,
+    target: Callable[[FrozenTrial], float] | None = None,
+    target_name: str = "Objective Value",
+) -> go.Figure:
+    """Plot every trial at (generation, position in generation) with edges parent → child.
+
+    Trials of one generation are stacked in trial-number order (position 0 is the
+    generation's first trial, the ``agent`` column of :func:`optuna_evo.export_csv`). Markers
+    of COMPLETE trials are coloured by their value; pruned, failed and running trials are
+    grey. Each edge joins a parent to its child as recorded by the sampler (see
+    :func:`optuna_evo.lineage`); MAGE's elites point at their own previous agent. Hovering a
+    marker shows the trial number, role, parents, value and parameters.
+
+    Studies run by an Optuna genetic sampler (``NSGAIISampler``, ``NSGAIIISampler``) are
+    plotted too, without edges: those samplers store generations but not parents.
+
+    Example:
+
+        .. code-block:: python
+
+            from optuna_evo.visualization import plot_genealogy
+
+            fig = plot_genealogy(study)
+            fig.show()
+
+    Args:
+        study: A study run by an optuna-evo sampler.
+        target: A function giving the value to colour a COMPLETE trial by; required for
+            multi-objective studies, like in :mod:`optuna.visualization`.
+        target_name: The colour bar's title.
+
+    Returns:
+        A :class:`plotly.graph_objects.Figure`: an edge trace (lines) followed by the marker
+        traces. It has no data, and says why, when no trial has a generation.
+
+    Raises:
+        ValueError: If the study is multi-objective and ``target`` is ``None``.
+    """
+    check_target(study, target)
+    layout = go.Layout(
+        title="Genealogy Plot",
+        xaxis={"title": "Generation", "dtick": 1},
+        yaxis={"title": "Position in generation", "dtick": 1},
+        hovermode="closest",
+    )
+    trials = study.get_trials(deepcopy=False)
+    placed = [(g, t) for t in trials if (g := generation_of(t)) is not None]
+    if not placed:
+        message = (
+            "There are no trials to plot."
+            if not trials
+            else "No trial has a generation: run the study with an optuna-evo sampler."
+        )
+        return empty_figure(layout, message, __name__)
+
+    placed.sort(key=lambda item: (item[0], item[1].number))
+    position: dict[int, tuple[int, int]] = {}  # trial number -> (generation, position)
+    counts: dict[int, int] = {}
+    for g, t in placed:
+        position[t.number] = (g, counts.get(g, 0))
+        counts[g] = counts.get(g, 0) + 1
+
+    edge_x: list[float | None] = []
+    edge_y: list[float | None] = []
+    for _, t in placed:
+        child = position[t.number]
+        for number in lineage_of(t).get("parent_numbers", []):
+            parent = position.get(int(number))
+            if parent is None:  # a parent no longer in the study (deleted storage rows)
+                continue
+            edge_x += [parent[0], child[0], None]
+            edge_y += [parent[1], child[1], None]
+
+    valued: list[tuple[int, FrozenTrial, float]] = []
+    unvalued: list[tuple[int, FrozenTrial]] = []
+    for g, t in placed:
+        value = trial_value(t, target)
+        if value is not None and math.isfinite(value):
+            valued.append((g, t, value))
+        else:
+            unvalued.append((g, t))
+
+    data: list[go.Scatter] = [
+        go.Scatter(
+            x=edge_x,
+            y=edge_y,
+            mode="lines",
+            line={"color": "rgba(120, 120, 120, 0.5)", "width": 1},
+            name="Parent → child",
+            hoverinfo="skip",
+        )
+    ]
+    if valued:
+        data.append(
+            go.Scatter(
+                x=[g for g, _, _ in valued],
+                y=[position[t.number][1] for _, t, _ in valued],
+                mode="markers",
+                name="Trial",
+                text=[_hover(g, t, v, target_name) for g, t, v in valued],
+                hovertemplate="%{text}<extra></extra>",
+                marker={
+                    "size": 11,
+                    "color": [v for _, _, v in valued],
+                    "colorscale": "Viridis",
+                    "showscale": True,
+                    "colorbar": {"title": {"text": target_name}},
+                    "line": {"width": 0.5, "color": "Grey"},
+                },
+            )
+        )
+    if unvalued:
+        data.append(
+            go.Scatter(
+                x=[g for g, _ in unvalued],
+                y=[position[t.number][1] for _, t in unvalued],
+                mode="markers",
+                name="No value (pruned, failed or running)",
+                text=[_hover(g, t, None, target_name) for g, t in unvalued],
+                hovertemplate="%{text}<extra></extra>",
+                marker={"size": 11, "color": "#cccccc", "line": {"width": 0.5, "color": "Grey"}},
+            )
+        )
+    return go.Figure(data=data, layout=layout)
+
+
+def _hover(generation: int, trial: FrozenTrial, value: float | None, target_name: str) -> str:
+    info = lineage_of(trial)
+    lines = [f"Trial {trial.number} ({trial.state.name})", f"Generation {generation}"]
+    if info:
+        lines.append(f"Role {info['role']}")
+        parents = ", ".join(str(n) for n in info.get("parent_numbers", []))
+        lines.append(f"Parents {parents or '-'}")
+    if value is not None:
+        lines.append(f"{target_name} {value:.6g}")
+    items = sorted(trial.params.items())
+    lines += [f"{name} {_short(v)}" for name, v in items[:_MAX_HOVER_PARAMS]]
+    if len(items) > _MAX_HOVER_PARAMS:
+        lines.append(f"... {len(items) - _MAX_HOVER_PARAMS} more params")
+    return "<br>".join(lines)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

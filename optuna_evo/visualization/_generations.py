@@ -1,0 +1,106 @@
+"""The distribution of objective values per generation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import math
+
+from optuna.study import Study
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+import plotly.graph_objects as go
+
+from optuna_evo.visualization._utils import check_target
+from optuna_evo.visualization._utils import empty_figure
+from optuna_evo.visualization._utils import generation_of
+from optuna_evo.visualization._utils import trial_value
+
+
+def plot_generations(
+    study: Study,
+    *,
+    target: Callable[[FrozenTrial], float] | None = None,
+    target_name: str = "Objective Value",
+) -> go.Figure:
+    """Plot the values of each generation's COMPLETE trials as a box with every point.
+
+    One box per generation shows how the population's values spread; its points are the
+    trials (hover for the trial number). For single-objective studies a line joins each
+    generation's best value, so a stalled or improving search is visible at a glance.
+
+    Example:
+
+        .. code-block:: python
+
+            from optuna_evo.visualization import plot_generations
+
+            fig = plot_generations(study)
+            fig.show()
+
+    Args:
+        study: A study run by an optuna-evo sampler (or an Optuna genetic sampler).
+        target: A function giving the value to plot for a COMPLETE trial; required for
+            multi-objective studies, like in :mod:`optuna.visualization`.
+        target_name: The y axis' title.
+
+    Returns:
+        A :class:`plotly.graph_objects.Figure` with one ``Box`` trace per generation followed,
+        for single-objective studies, by the "Best in generation" line. It has no data, and
+        says why, when no COMPLETE trial has a generation.
+
+    Raises:
+        ValueError: If the study is multi-objective and ``target`` is ``None``.
+    """
+    check_target(study, target)
+    layout = go.Layout(
+        title="Generations Plot",
+        xaxis={"title": "Generation", "dtick": 1},
+        yaxis={"title": target_name},
+        showlegend=True,
+    )
+    trials = study.get_trials(deepcopy=False)
+    by_generation: dict[int, list[tuple[FrozenTrial, float]]] = {}
+    for t in trials:
+        g = generation_of(t)
+        value = trial_value(t, target)
+        if g is not None and value is not None and math.isfinite(value):
+            by_generation.setdefault(g, []).append((t, value))
+    if not by_generation:
+        message = (
+            "There are no trials to plot."
+            if not trials
+            else "No COMPLETE trial has a generation: run the study with an optuna-evo sampler."
+        )
+        return empty_figure(layout, message, __name__)
+
+    generations = sorted(by_generation)
+    data: list[go.Box | go.Scatter] = []
+    for g in generations:
+        members = by_generation[g]
+        data.append(
+            go.Box(
+                x=[g] * len(members),
+                y=[v for _, v in members],
+                name=f"Generation {g}",
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                text=[f"Trial {t.number}" for t, _ in members],
+                hovertemplate="%{text}<br>" + target_name + " %{y:.6g}<extra></extra>",
+                marker={"color": "rgb(31, 119, 180)", "size": 6},
+                line={"color": "rgb(31, 119, 180)"},
+                showlegend=False,
+            )
+        )
+    if len(study.directions) == 1:
+        pick = max if study.direction == StudyDirection.MAXIMIZE else min
+        data.append(
+            go.Scatter(
+                x=generations,
+                y=[pick(v for _, v in by_generation[g]) for g in generations],
+                mode="lines+markers",
+                name="Best in generation",
+                line={"color": "rgb(214, 39, 40)"},
+            )
+        )
+    return go.Figure(data=data, layout=layout)

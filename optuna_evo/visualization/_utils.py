@@ -1,0 +1,69 @@
+"""Helpers shared by the evolution plots: generations, targets, empty figures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from optuna.study import Study
+from optuna.trial import FrozenTrial
+import plotly.graph_objects as go
+
+from optuna_evo.samplers._population import LINEAGE_KEY
+
+_GENERATION_SUFFIX = ":generation"
+
+
+def check_target(study: Study, target: Callable[[FrozenTrial], float] | None) -> None:
+    """Raise ``ValueError`` like :mod:`optuna.visualization` for multi-objective studies."""
+    if target is None and len(study.directions) > 1:
+        raise ValueError(
+            "If the `study` is being used for multi-objective optimization, "
+            "please specify the `target`."
+        )
+
+
+def trial_value(trial: FrozenTrial, target: Callable[[FrozenTrial], float] | None) -> float | None:
+    """The value to plot for a trial: ``target(trial)`` or its objective value.
+
+    ``None`` for trials that are not COMPLETE (pruned, failed, running), as in Optuna's plots.
+    """
+    if trial.state != optuna.trial.TrialState.COMPLETE:
+        return None
+    return float(target(trial)) if target is not None else trial.value
+
+
+def generation_of(trial: FrozenTrial) -> int | None:
+    """A trial's generation: optuna-evo's lineage, else an Optuna GA sampler's key.
+
+    Optuna's genetic samplers (NSGA-II, NSGA-III) store it as the system attr
+    ``{SamplerClass}:generation``; they record no parents.
+    """
+    info = trial.system_attrs.get(LINEAGE_KEY)
+    if info is not None:
+        return int(info["generation"])
+    for key, value in trial.system_attrs.items():
+        if key.endswith(_GENERATION_SUFFIX) and isinstance(value, int):
+            return value
+    return None
+
+
+def lineage_of(trial: FrozenTrial) -> dict[str, Any]:
+    """The stored lineage dict of a trial (empty for trials no optuna-evo sampler handled)."""
+    return trial.system_attrs.get(LINEAGE_KEY) or {}
+
+
+def empty_figure(layout: go.Layout, message: str, logger_name: str) -> go.Figure:
+    """Log ``message`` as a warning (like Optuna's plots) and show it in an empty figure."""
+    optuna.logging.get_logger(logger_name).warning(message)
+    figure = go.Figure(data=[], layout=layout)
+    figure.add_annotation(
+        text=message,
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
+        showarrow=False,
+    )
+    return figure

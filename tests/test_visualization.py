@@ -1,0 +1,236 @@
+"""Tests of the evolution plots and of saving them for optuna-dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import importlib.util
+import math
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+import pytest
+
+import optuna_evo
+from optuna_evo.visualization import plot_genealogy
+from optuna_evo.visualization import plot_generations
+from optuna_evo.visualization import plot_predictor_accuracy
+from optuna_evo.visualization import save_to_dashboard
+from optuna_evo.visualization._dashboard import GENEALOGY_ID
+from optuna_evo.visualization._dashboard import GENERATIONS_ID
+
+SAMPLERS: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
+    "genetic": lambda: optuna_evo.GeneticSampler(population_size=4, seed=1),
+    "mage": lambda: optuna_evo.MAGESampler(population_size=4, n_elites=1, seed=1),
+    "gender": lambda: optuna_evo.GenderSampler(
+        population_size=4, n_top_males=2, n_top_females=2, seed=1
+    ),
+}
+
+
+def _objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", -3.0, 3.0)
+    k = trial.suggest_int("k", 0, 4)
+    for step in range(3):
+        trial.report(x**2 + k + 1.0 / (step + 1), step)
+    if k == 4:  # some trials end PRUNED: they have a generation but no value
+        raise optuna.TrialPruned()
+    return x**2 + k
+
+
+def _study(sampler: optuna.samplers.BaseSampler, n_trials: int = 16) -> optuna.Study:
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_objective, n_trials=n_trials)
+    return study
+
+
+def _positions(study: optuna.Study) -> dict[int, tuple[int, int]]:
+    # Expected layout, computed independently: by generation, then trial number.
+    by_generation: dict[int, list[int]] = {}
+    for t in study.trials:
+        info = optuna_evo.lineage(t, study)
+        assert info is not None
+        by_generation.setdefault(info.generation, []).append(t.number)
+    return {
+        n: (g, i) for g, numbers in by_generation.items() for i, n in enumerate(sorted(numbers))
+    }
+
+
+def _segments(trace: Any) -> set[tuple[Any, ...]]:
+    xs, ys = list(trace.x), list(trace.y)
+    assert len(xs) % 3 == 0 and xs[2::3] == [None] * (len(xs) // 3)
+    return {(xs[i], ys[i], xs[i + 1], ys[i + 1]) for i in range(0, len(xs), 3)}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_genealogy_nodes_and_edges_follow_the_lineage(name: str) -> None:
+    study = _study(SAMPLERS[name]())
+    figure = plot_genealogy(study)
+    positions = _positions(study)
+
+    edges, *markers = figure.data
+    assert edges.mode == "lines"
+    expected = set()
+    n_links = 0
+    for t in study.trials:
+        info = optuna_evo.lineage(t, study)
+        assert info is not None
+        for parent in info.parent_numbers:
+            n_links += 1
+            expected.add((*positions[parent], *positions[t.number]))
+    assert n_links > 0, "a 16-trial study of population 4 has children"
+    assert _segments(edges) == expected
+    assert len(edges.x) == 3 * n_links  # one segment per parent link, duplicates included
+
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    others = [t for t in study.trials if t.state != TrialState.COMPLETE]
+    valued = markers[0]
+    assert len(valued.x) == len(complete)
+    assert list(valued.marker.color) == pytest.approx([t.value for t in complete])
+    assert {(x, y) for x, y in zip(valued.x, valued.y)} == {positions[t.number] for t in complete}
+    if others:
+        assert len(markers) == 2 and len(markers[1].x) == len(others)
+        assert all("PRUNED" in text for text in markers[1].text)
+    else:
+        assert len(markers) == 1
+    child = next(t for t in complete if optuna_evo.lineage(t, study).parent_numbers)
+    text = valued.text[complete.index(child)]
+    info = optuna_evo.lineage(child, study)
+    assert f"Trial {child.number} " in text and f"Role {info.role}" in text
+    assert "Parents " + ", ".join(map(str, info.parent_numbers)) in text
+    assert "x " in text and "k " in text
+
+
+def test_genealogy_has_pruned_trials_in_grey() -> None:
+    study = _study(SAMPLERS["genetic"](), n_trials=24)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, "k == 4 is sampled within 24 trials for this seed"
+    grey = plot_genealogy(study).data[2]
+    assert grey.marker.color == "#cccccc" and len(grey.x) == len(pruned)
+
+
+def test_genealogy_mage_elites_link_to_an_earlier_agent() -> None:
+    study = _study(SAMPLERS["mage"]())
+    positions = _positions(study)
+    segments = _segments(plot_genealogy(study).data[0])
+    elites = [t for t in study.trials if optuna_evo.lineage(t, study).role == "elite"]
+    assert elites
+    for t in elites:
+        (parent,) = optuna_evo.lineage(t, study).parent_numbers
+        assert (*positions[parent], *positions[t.number]) in segments
+        assert positions[parent][0] < positions[t.number][0]
+
+
+def test_genealogy_target_and_target_name() -> None:
+    study = _study(SAMPLERS["genetic"]())
+    figure = plot_genealogy(study, target=lambda t: t.params["x"], target_name="x value")
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert list(figure.data[1].marker.color) == pytest.approx([t.params["x"] for t in complete])
+    assert figure.data[1].marker.colorbar.title.text == "x value"
+    assert "x value " in figure.data[1].text[0]
+
+
+@pytest.mark.parametrize("plot", [plot_genealogy, plot_generations])
+def test_multi_objective_needs_a_target(plot: Callable[..., Any]) -> None:
+    study = optuna.create_study(
+        directions=["minimize", "minimize"],
+        sampler=optuna.samplers.NSGAIISampler(population_size=4, seed=0),
+    )
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), 12)
+    with pytest.raises(ValueError, match="target"):
+        plot(study)
+    # With a target, NSGA-II's stored generations are plotted (it records no parents).
+    figure = plot(study, target=lambda t: t.values[0])
+    assert figure.data
+    if plot is plot_genealogy:
+        assert list(figure.data[0].x) == [] and len(figure.data[1].x) == 12
+        assert sorted(set(figure.data[1].x)) == [0, 1, 2]
+    else:  # no "best" line: a target has no direction in a multi-objective study
+        assert [tr.type for tr in figure.data] == ["box"] * 3
+
+
+@pytest.mark.parametrize("plot", [plot_genealogy, plot_generations])
+def test_empty_and_non_evolutionary_studies_give_an_empty_figure(
+    plot: Callable[..., Any],
+) -> None:
+    empty = plot(optuna.create_study())
+    assert empty.data == ()
+    assert empty.layout.annotations[0].text == "There are no trials to plot."
+    tpe = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    tpe.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    figure = plot(tpe)
+    assert figure.data == () and "optuna-evo sampler" in figure.layout.annotations[0].text
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_generations_one_box_per_generation_and_best_line(direction: str) -> None:
+    study = optuna.create_study(
+        direction=direction, sampler=optuna_evo.GeneticSampler(population_size=4, seed=3)
+    )
+    study.optimize(_objective, n_trials=20)
+    values: dict[int, list[float]] = {}
+    for t in study.trials:
+        if t.state == TrialState.COMPLETE:
+            values.setdefault(optuna_evo.lineage(t, study).generation, []).append(t.value)
+    figure = plot_generations(study)
+    *boxes, best = figure.data
+    assert [b.type for b in boxes] == ["box"] * len(values)
+    assert [b.name for b in boxes] == [f"Generation {g}" for g in sorted(values)]
+    for box, g in zip(boxes, sorted(values)):
+        assert set(box.x) == {g}
+        assert sorted(box.y) == pytest.approx(sorted(values[g]))
+        assert box.boxpoints == "all"
+    pick = min if direction == "minimize" else max
+    assert best.name == "Best in generation"
+    assert list(best.x) == sorted(values)
+    assert list(best.y) == pytest.approx([pick(values[g]) for g in sorted(values)])
+
+
+def test_generations_skips_failed_and_nan_trials() -> None:
+    study = optuna.create_study(sampler=optuna_evo.GeneticSampler(population_size=2, seed=0))
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        return math.nan if trial.number == 1 else x
+
+    study.optimize(objective, n_trials=4)
+    figure = plot_generations(study)
+    assert sum(len(b.y) for b in figure.data if b.type == "box") == 3
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("optuna_dashboard") is None, reason="optuna-dashboard missing"
+)
+def test_save_to_dashboard_replaces_its_figures() -> None:
+    from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
+
+    study = _study(SAMPLERS["genetic"](), n_trials=8)
+    assert save_to_dashboard(study) == [GENEALOGY_ID, GENERATIONS_ID]
+    study.optimize(_objective, n_trials=4)
+    save_to_dashboard(study)
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    graphs = get_plotly_graph_objects(attrs)
+    assert sorted(graphs) == sorted([GENEALOGY_ID, GENERATIONS_ID])  # replaced, not added
+    assert "Genealogy Plot" in graphs[GENEALOGY_ID]
+    assert '"Trial 11 (' in graphs[GENEALOGY_ID]  # the second save holds the new trials
+
+    tpe = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    tpe.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert save_to_dashboard(tpe) == []
+
+
+def test_save_to_dashboard_without_optuna_dashboard(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "optuna_dashboard" else real(name, *a),
+    )
+    study = _study(SAMPLERS["genetic"](), n_trials=4)
+    assert save_to_dashboard(study) == []
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    assert not any(key.startswith("dashboard:") for key in attrs)
+
+
+def test_predictor_accuracy_still_exported() -> None:
+    assert plot_predictor_accuracy(optuna.create_study()).data == ()
