@@ -15,6 +15,8 @@ from optuna_evo.samplers import GenderSampler
 from optuna_evo.samplers import GeneticSampler
 from optuna_evo.samplers import Lineage
 from optuna_evo.samplers import MAGESampler
+from optuna_evo.samplers import PredictorAssist
+from optuna_evo.samplers import assist_summary
 from optuna_evo.samplers._population import lineage
 from optuna_evo.samplers._population import parents
 
@@ -31,7 +33,9 @@ __all__ = [
     "LearningCurvePruner",
     "Lineage",
     "MAGESampler",
+    "PredictorAssist",
     "__version__",
+    "assist_summary",
     "execution_details",
     "export_csv",
     "lineage",
