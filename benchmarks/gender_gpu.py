@@ -74,17 +74,16 @@ import warnings
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Run from a plain checkout.
 
 import optuna  # noqa: E402
-from optuna.distributions import BaseDistribution  # noqa: E402
-from optuna.distributions import CategoricalDistribution  # noqa: E402
-from optuna.distributions import FloatDistribution  # noqa: E402
-from optuna.distributions import IntDistribution  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks._common import NOT_REACHED  # noqa: E402
+from benchmarks._common import GPUBudget  # noqa: E402
 import optuna_evo  # noqa: E402
 from optuna_evo.objectives import CharLM  # noqa: E402
 from optuna_evo.objectives import ClassificationSplits  # noqa: E402
 from optuna_evo.objectives import FashionMNISTCNN  # noqa: E402
+from optuna_evo.objectives import SmallCharLM  # noqa: E402
 from optuna_evo.objectives import TextSplits  # noqa: E402
 from optuna_evo.objectives.data import resolve_device  # noqa: E402
 
@@ -113,49 +112,6 @@ LM_RUNS: tuple[str, ...] = ("baseline", "male-only", "female-only", "combined")
 
 CNN_ARMS: tuple[str, ...] = ("no pruner", "LearningCurvePruner")
 """Part 2 rows per seed, in report order."""
-
-NOT_REACHED = "not reached"
-"""How the report writes a time to target that was never reached."""
-
-
-class QuickCharLM(CharLM):
-    """CharLM with a CPU-sized space (1-2 layers, 32-64 wide, batch 8/16) for ``--quick``."""
-
-    SEARCH_SPACE: dict[str, BaseDistribution] = {
-        "n_layer": IntDistribution(1, 2),
-        "n_head": CategoricalDistribution((2, 4)),
-        "n_embd": CategoricalDistribution((32, 64)),
-        "lr": FloatDistribution(3e-4, 3e-2, log=True),
-        "batch_size": CategoricalDistribution((8, 16)),
-        "dropout": FloatDistribution(0.0, 0.2),
-    }
-
-
-class GPUBudget:
-    """GPU seconds a run may spend in its trials; stops the study once they are used up.
-
-    Args:
-        total_s: The budget in seconds, > 0.
-    """
-
-    def __init__(self, total_s: float) -> None:
-        if not total_s > 0:
-            raise ValueError(f"total_s must be > 0, got {total_s!r}.")
-        self.total_s = float(total_s)
-        self.spent_s = 0.0
-
-    def remaining(self) -> float:
-        """Seconds left (may be negative once a trial overran)."""
-        return self.total_s - self.spent_s
-
-    def spend(self, seconds: float) -> None:
-        """Book ``seconds`` of trial time."""
-        self.spent_s += seconds
-
-    def callback(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        """Optuna callback: stop the study when the budget is used up."""
-        if self.remaining() <= 0.0:
-            study.stop()
 
 
 class TimedTrial:
@@ -384,7 +340,7 @@ def _optimize(
 
 
 def _lm_task(args: argparse.Namespace, max_steps: int, eval_interval: int) -> CharLM:
-    task_class = QuickCharLM if args.quick else CharLM
+    task_class = SmallCharLM if args.quick else CharLM
     return task_class(
         args.text_path,
         args.device,

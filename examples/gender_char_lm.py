@@ -21,32 +21,17 @@ from pathlib import Path
 import warnings
 
 import optuna
-from optuna.distributions import CategoricalDistribution
-from optuna.distributions import FloatDistribution
-from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 import torch
 
 from optuna_evo.objectives import CharLM
+from optuna_evo.objectives import SmallCharLM
 from optuna_evo.predictors import load_females
 from optuna_evo.pruners import LearningCurvePruner
 from optuna_evo.samplers.gender import GenderSampler
 from optuna_evo.visualization import plot_predictor_accuracy
 
 SHARED_TEXT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tinyshakespeare"
-
-
-class QuickCharLM(CharLM):
-    """CharLM with a CPU-sized space (1-2 layers, 32-64 wide) for ``--quick``."""
-
-    SEARCH_SPACE = {
-        "n_layer": IntDistribution(1, 2),
-        "n_head": CategoricalDistribution((2, 4)),
-        "n_embd": CategoricalDistribution((32, 64)),
-        "lr": FloatDistribution(3e-4, 3e-2, log=True),
-        "batch_size": CategoricalDistribution((8, 16)),
-        "dropout": FloatDistribution(0.0, 0.2),
-    }
 
 
 def main(argv: list[str] | None = None) -> optuna.Study:
@@ -75,7 +60,7 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     if data is None and (SHARED_TEXT / "input.txt").exists():
         data = str(SHARED_TEXT / "input.txt")
 
-    task_class = QuickCharLM if args.quick else CharLM
+    task_class = SmallCharLM if args.quick else CharLM
     task = task_class(
         data,
         args.device,

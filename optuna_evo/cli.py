@@ -32,10 +32,6 @@ from typing import NoReturn
 import warnings
 
 import optuna
-from optuna.distributions import BaseDistribution
-from optuna.distributions import CategoricalDistribution
-from optuna.distributions import FloatDistribution
-from optuna.distributions import IntDistribution
 import sqlalchemy.exc
 
 import optuna_evo
@@ -104,25 +100,10 @@ _OBJECTIVE_KEYS = (
 )
 
 
-@functools.cache
 def small_char_lm() -> type:
-    """:class:`~optuna_evo.objectives.CharLM` with a CPU-sized space (``--lm-size small``).
-
-    1-2 layers, 32-64 wide, batches of 8-16 windows of 64 characters: a trial of 100 steps
-    takes seconds on a CPU, where the paper's space (up to 6 layers x 384) needs seconds per
-    step. Built on first use so that the command starts without importing torch.
-    """
-    from optuna_evo.objectives.tasks import CharLM
-
-    class SmallCharLM(CharLM):
-        SEARCH_SPACE: dict[str, BaseDistribution] = {
-            "n_layer": IntDistribution(1, 2),
-            "n_head": CategoricalDistribution((2, 4)),
-            "n_embd": CategoricalDistribution((32, 64)),
-            "lr": FloatDistribution(3e-4, 3e-2, log=True),
-            "batch_size": CategoricalDistribution((8, 16)),
-            "dropout": FloatDistribution(0.0, 0.2),
-        }
+    """:class:`~optuna_evo.objectives.SmallCharLM` (``--lm-size small``), imported on first
+    use so that the command starts without importing torch."""
+    from optuna_evo.objectives.tasks import SmallCharLM
 
     return SmallCharLM
 

@@ -30,6 +30,7 @@ from optuna_evo.objectives.models import count_parameters
 from optuna_evo.objectives.tasks import CharLM
 from optuna_evo.objectives.tasks import FashionMNISTCNN
 from optuna_evo.objectives.tasks import MLPTask
+from optuna_evo.objectives.tasks import SmallCharLM
 from optuna_evo.objectives.tasks import default_mlp_architecture
 from optuna_evo.objectives.train import EvalRecord
 from optuna_evo.objectives.train import TrainConfig
@@ -41,6 +42,7 @@ from optuna_evo.objectives.train import train
 
 __all__ = [
     "CharLM",
+    "SmallCharLM",
     "CharTransformer",
     "CharTransformerConfig",
     "ClassificationSplits",

@@ -541,3 +541,22 @@ class CharLM(_Task):
             compile=self.compile,
         )
         return train(model, data, config, trial, task="lm").best_val_loss
+
+
+class SmallCharLM(CharLM):
+    """:class:`CharLM` with a CPU-sized space, for quick runs and tests.
+
+    ``n_layer`` in [1, 2], ``n_head`` in {2, 4}, ``n_embd`` in {32, 64}, ``lr`` log-uniform in
+    [3e-4, 3e-2], ``batch_size`` in {8, 16}, ``dropout`` in [0, 0.2]: a trial of 100 steps takes
+    seconds on a CPU, where the paper's space (up to 6 layers x 384) needs seconds per step.
+    Takes the same arguments as :class:`CharLM`.
+    """
+
+    SEARCH_SPACE: dict[str, BaseDistribution] = {
+        "n_layer": IntDistribution(1, 2),
+        "n_head": CategoricalDistribution((2, 4)),
+        "n_embd": CategoricalDistribution((32, 64)),
+        "lr": FloatDistribution(3e-4, 3e-2, log=True),
+        "batch_size": CategoricalDistribution((8, 16)),
+        "dropout": FloatDistribution(0.0, 0.2),
+    }
