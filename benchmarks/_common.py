@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+import datetime
+import math
+import os
+from pathlib import Path
+import platform
+import re
+import sys
+import tempfile
+from typing import Any
+import warnings
+
 import optuna
+import torch
+
+import optuna_evo
 
 NOT_REACHED = "not reached"
 """How the report writes a time to target that was never reached."""
@@ -33,3 +48,66 @@ class GPUBudget:
         """Optuna callback: stop the study when the budget is used up."""
         if self.remaining() <= 0.0:
             study.stop()
+
+
+def budget_kwargs(budget: GPUBudget | None) -> dict[str, Any]:
+    """``study.optimize`` keyword arguments that stop the study when ``budget`` is used up.
+
+    With a budget its callback stops the study; the timeout only guards against a bug.
+    """
+    if budget is None:
+        return {"callbacks": [], "timeout": None}
+    return {"callbacks": [budget.callback], "timeout": 5 * budget.total_s + 60}
+
+
+def silence() -> None:
+    """Quiet Optuna's logs and experimental warnings: the scripts print their own progress."""
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def format_seconds(seconds: float, digits: int, unit: str = "") -> str:
+    """``seconds`` with ``digits`` decimals (and ``unit``), or :data:`NOT_REACHED` if inf."""
+    return NOT_REACHED if math.isinf(seconds) else f"{seconds:.{digits}f}{unit}"
+
+
+def device_name(device: torch.device) -> str:
+    """Human-readable device name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def default_out(name: str, device: torch.device, quick: bool) -> Path:
+    """``benchmarks/results/<name>_<device>_<date>.md`` (a temp file for ``--quick``)."""
+    if quick:
+        return Path(tempfile.gettempdir()) / f"{name}_quick.md"
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name(device).split(" (")[0]).strip("-")
+    stamp = datetime.date.today().isoformat()
+    return Path(__file__).resolve().parent / "results" / f"{name}_{slug}_{stamp}.md"
+
+
+def report_header(
+    title: str,
+    script: str,
+    device: torch.device,
+    started: datetime.datetime,
+    quick_mode: str | None,
+    argv: Sequence[str] | None,
+) -> list[str]:
+    """The report lines every GPU benchmark starts with: device, date, mode, command, versions.
+
+    ``quick_mode`` describes the ``--quick`` mode, ``None`` for a full run.
+    """
+    cuda = torch.version.cuda or "none"
+    command = " ".join(sys.argv[1:] if argv is None else argv)
+    return [
+        f"# {title}",
+        "",
+        f"- Device: **{device_name(device)}**",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC",
+        f"- Mode: {quick_mode or 'full'}",
+        f"- Command: `python benchmarks/{script} {command}`",
+        f"- Versions: Python {platform.python_version()}, torch {torch.__version__} (CUDA "
+        f"{cuda}), optuna {optuna.__version__}, optuna-evo {optuna_evo.__version__}",
+    ]

@@ -60,16 +60,11 @@ from dataclasses import dataclass
 from dataclasses import field
 import datetime
 import math
-import os
 from pathlib import Path
-import platform
-import re
 import statistics
 import sys
-import tempfile
 import time
 from typing import Any
-import warnings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Run from a plain checkout.
 
@@ -77,8 +72,12 @@ import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks._common import NOT_REACHED  # noqa: E402
 from benchmarks._common import GPUBudget  # noqa: E402
+from benchmarks._common import budget_kwargs  # noqa: E402
+from benchmarks._common import default_out  # noqa: E402
+from benchmarks._common import format_seconds  # noqa: E402
+from benchmarks._common import report_header  # noqa: E402
+from benchmarks._common import silence  # noqa: E402
 import optuna_evo  # noqa: E402
 from optuna_evo.objectives import CharLM  # noqa: E402
 from optuna_evo.objectives import ClassificationSplits  # noqa: E402
@@ -304,11 +303,6 @@ class RunResult:
         return sum(r[0] for r in rows) / sum(r[1] for r in rows)
 
 
-def _silence() -> None:
-    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-
-
 def _optimize(
     label: str,
     seed: int,
@@ -322,11 +316,8 @@ def _optimize(
     study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
     if enqueue is not None:
         study.enqueue_trial(enqueue)
-    callbacks = [objective.budget.callback] if objective.budget is not None else []
-    # With a budget the callback stops the study; the timeout only guards against a bug.
-    timeout = None if objective.budget is None else 5 * objective.budget.total_s + 60
     start = time.perf_counter()
-    study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=callbacks)
+    study.optimize(objective, n_trials=n_trials, **budget_kwargs(objective.budget))
     run = RunResult.from_study(label, seed, study, time.perf_counter() - start, block_size)
     print(
         f"{label} seed {seed}: trials {run.states}, best val loss {run.best_val_loss:.4f}, "
@@ -410,14 +401,6 @@ def _warm_up(make_task: Callable[[], CharLM | FashionMNISTCNN]) -> None:
     study.optimize(TimedObjective(make_task()), n_trials=1)
 
 
-def _time(seconds: float) -> str:
-    return NOT_REACHED if math.isinf(seconds) else f"{seconds:.1f}"
-
-
-def _time_s(seconds: float) -> str:
-    return NOT_REACHED if math.isinf(seconds) else f"{seconds:.1f} s"
-
-
 def _loss(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
@@ -463,7 +446,7 @@ def lm_section(runs: list[RunResult], args: argparse.Namespace) -> list[str]:
         lines.append(
             f"| {run.label} | {run.states} | {_loss(best.train_loss if best else None)} | "
             f"{_loss(run.best_val_loss)} | {run.gpu_s:.1f} | {run.tokens_per_s():,.0f} | "
-            f"{_time(run.time_to_loss(target))} | {run.wall_s:.1f} |"
+            f"{format_seconds(run.time_to_loss(target), 1)} | {run.wall_s:.1f} |"
         )
     combined = runs[LM_RUNS.index("combined")].time_to_loss(target)
     half = baseline.gpu_s / 2
@@ -471,11 +454,11 @@ def lm_section(runs: list[RunResult], args: argparse.Namespace) -> list[str]:
     lines += [
         "",
         f"The baseline reached its best val loss {_loss(target)} after "
-        f"{_time_s(baseline.time_of_best())} of its {baseline.gpu_s:.1f} s.",
+        f"{format_seconds(baseline.time_of_best(), 1, ' s')} of its {baseline.gpu_s:.1f} s.",
         "",
         f"Goal: the combined run reaches the baseline's best val loss ({_loss(target)}) in at "
         f"most half the baseline's GPU time (<= {half:.1f} s): **{'met' if met else 'not met'}** "
-        f"(combined: {_time_s(combined)}).",
+        f"(combined: {format_seconds(combined, 1, ' s')}).",
     ]
     return lines
 
@@ -537,7 +520,7 @@ def cnn_section(runs: list[RunResult], args: argparse.Namespace) -> list[str]:
     for r in runs:
         lines.append(
             f"| {r.label} | {r.seed} | {r.states} | {r.n_reports} | {r.best_accuracy:.4f} | "
-            f"{_time(r.time_to_accuracy(t))} | {r.gpu_s:.1f} | {r.wall_s:.1f} |"
+            f"{format_seconds(r.time_to_accuracy(t), 1)} | {r.gpu_s:.1f} | {r.wall_s:.1f} |"
         )
     lines += [
         "",
@@ -551,7 +534,7 @@ def cnn_section(runs: list[RunResult], args: argparse.Namespace) -> list[str]:
         times = [r.time_to_accuracy(t) for r in mine]
         medians[label] = (statistics.median(times), statistics.median(r.gpu_s for r in mine))
         lines.append(
-            f"| {label} | {_time(medians[label][0])} | "
+            f"| {label} | {format_seconds(medians[label][0], 1)} | "
             f"{sum(math.isfinite(x) for x in times)}/{len(mine)} | {medians[label][1]:.1f} | "
             f"{statistics.median(r.best_accuracy for r in mine):.4f} |"
         )
@@ -561,28 +544,13 @@ def cnn_section(runs: list[RunResult], args: argparse.Namespace) -> list[str]:
         "",
         f"Result (medians): the same trials took {gpu_on:.1f} s of GPU time with "
         f"LearningCurvePruner and {gpu_off:.1f} s without ({change:+.0f} %); time to {t:g} "
-        f"validation accuracy {_time_s(t_on)} with it, {_time_s(t_off)} without.",
+        f"validation accuracy {format_seconds(t_on, 1, ' s')} with it, "
+        f"{format_seconds(t_off, 1, ' s')} without.",
     ]
     return lines
 
 
 # --- main ------------------------------------------------------------------------------------
-
-
-def device_name(device: torch.device) -> str:
-    """Human-readable device name."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
-
-def default_out(device: torch.device, quick: bool) -> Path:
-    """``benchmarks/results/gender_gpu_<device>_<date>.md`` (a temp file for ``--quick``)."""
-    if quick:
-        return Path(tempfile.gettempdir()) / "gender_gpu_quick.md"
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name(device).split(" (")[0]).strip("-")
-    stamp = datetime.date.today().isoformat()
-    return Path(__file__).resolve().parent / "results" / f"gender_gpu_{slug}_{stamp}.md"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -652,14 +620,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the report; return the exit status."""
     args = parse_args(argv)
-    _silence()
+    silence()
     device = resolve_device(args.device)
     args.device = device
     if args.quick:
         torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared CPU
     elif device.type != "cuda":
         print("warning: the full benchmark on a CPU takes very long; use --quick", file=sys.stderr)
-    out = Path(args.out) if args.out else default_out(device, args.quick)
+    out = Path(args.out) if args.out else default_out("gender_gpu", device, args.quick)
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.perf_counter()
     sections: list[str] = []
@@ -682,22 +650,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(images.val_y):,} validation images"
         )
         sections.append("\n".join(cnn_section(runs, args)))
-    cuda = torch.version.cuda or "none"
-    mode = (
-        "quick (tiny models on data subsets: a smoke test, the figures mean nothing)"
-        if args.quick
-        else "full"
-    )
-    command = " ".join(sys.argv[1:] if argv is None else argv)
     header = [
-        "# GenderSampler and LearningCurvePruner GPU benchmark",
-        "",
-        f"- Device: **{device_name(device)}**",
-        f"- Date: {started:%Y-%m-%d %H:%M} UTC",
-        f"- Mode: {mode}",
-        f"- Command: `python benchmarks/gender_gpu.py {command}`",
-        f"- Versions: Python {platform.python_version()}, torch {torch.__version__} (CUDA "
-        f"{cuda}), optuna {optuna.__version__}, optuna-evo {optuna_evo.__version__}",
+        *report_header(
+            "GenderSampler and LearningCurvePruner GPU benchmark",
+            "gender_gpu.py",
+            device,
+            started,
+            "quick (tiny models on data subsets: a smoke test, the figures mean nothing)"
+            if args.quick
+            else None,
+            argv,
+        ),
         *(f"- Data: {s}" for s in sources),
         f"- Total runtime: {time.perf_counter() - t0:.0f} s",
         "- GPU time: wall-clock seconds inside the trials (model building, training, "

@@ -58,16 +58,12 @@ from dataclasses import dataclass
 from dataclasses import field
 import datetime
 import math
-import os
 from pathlib import Path
-import platform
-import re
 import statistics
 import sys
 import tempfile
 import time
 from typing import Any
-import warnings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Run from a plain checkout.
 
@@ -76,8 +72,12 @@ from optuna.artifacts import FileSystemArtifactStore  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks._common import NOT_REACHED  # noqa: E402
 from benchmarks._common import GPUBudget  # noqa: E402
+from benchmarks._common import budget_kwargs  # noqa: E402
+from benchmarks._common import default_out  # noqa: E402
+from benchmarks._common import format_seconds  # noqa: E402
+from benchmarks._common import report_header  # noqa: E402
+from benchmarks._common import silence  # noqa: E402
 import optuna_evo  # noqa: E402
 from optuna_evo import checkpoint  # noqa: E402
 from optuna_evo.architecture import Architecture  # noqa: E402
@@ -279,11 +279,6 @@ class RunResult:
         return math.inf
 
 
-def _silence() -> None:
-    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-
-
 def _optimize(
     label: str,
     seed: int,
@@ -292,11 +287,8 @@ def _optimize(
     n_trials: int | None,
 ) -> RunResult:
     study = optuna.create_study(sampler=sampler, pruner=optuna.pruners.NopPruner())
-    callbacks = [objective.budget.callback] if objective.budget is not None else []
-    # With a budget the callback stops the study; the timeout only guards against a bug.
-    timeout = None if objective.budget is None else 5 * objective.budget.total_s + 60
     start = time.perf_counter()
-    study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=callbacks)
+    study.optimize(objective, n_trials=n_trials, **budget_kwargs(objective.budget))
     run = RunResult.from_study(label, seed, study, time.perf_counter() - start)
     print(
         f"{label} seed {seed}: {len(run.trials)} trials, best acc {run.best_accuracy:.4f}, "
@@ -399,21 +391,6 @@ def warm_up(data: ClassificationSplits, device: torch.device) -> None:
 # --- report -------------------------------------------------------------------------------
 
 
-def device_name(device: torch.device) -> str:
-    """Human-readable device name."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
-
-def _time(seconds: float) -> str:
-    return NOT_REACHED if math.isinf(seconds) else f"{seconds:.2f}"
-
-
-def _time_s(seconds: float) -> str:
-    return NOT_REACHED if math.isinf(seconds) else f"{seconds:.2f} s"
-
-
 def _per_run_table(runs: Sequence[RunResult], target: float, arch: bool) -> list[str]:
     head = (
         "| Run | Seed | Trials | Epochs (evaluations) | Best val accuracy | "
@@ -426,7 +403,7 @@ def _per_run_table(runs: Sequence[RunResult], target: float, arch: bool) -> list
     for r in runs:
         row = (
             f"| {r.label} | {r.seed} | {len(r.trials)} | {r.epochs} | {r.best_accuracy:.4f} | "
-            f"{_time(r.time_to(target))} | {r.gpu_s:.1f} | {r.wall_s:.1f} |"
+            f"{format_seconds(r.time_to(target), 2)} | {r.gpu_s:.1f} | {r.wall_s:.1f} |"
         )
         lines.append(row + (f" {r.best_architecture()} |" if arch else ""))
     return lines
@@ -456,7 +433,8 @@ def _summary_table(summary: dict[str, dict], target: float) -> list[str]:
     ]
     for label, s in summary.items():
         lines.append(
-            f"| {label} | {s['acc']:.4f} | {_time(s['time'])} | {s['reached']}/{s['n']} | "
+            f"| {label} | {s['acc']:.4f} | {format_seconds(s['time'], 2)} | "
+            f"{s['reached']}/{s['n']} | "
             f"{s['gpu']:.1f} | {s['trials']:g} |"
         )
     return lines
@@ -486,8 +464,8 @@ def single_section(runs: list[RunResult], args: argparse.Namespace) -> list[str]
         *_summary_table(summary, t),
         "",
         f"Result: median GPU time to {t:g} validation accuracy with inherited weights "
-        f"{_time_s(inherit)}; "
-        + "; ".join(f"{k} {_time_s(v)}" for k, v in others.items())
+        f"{format_seconds(inherit, 2, ' s')}; "
+        + "; ".join(f"{k} {format_seconds(v, 2, ' s')}" for k, v in others.items())
         + ". Inherited weights "
         + (f"faster than {' and '.join(faster)}." if faster else "faster than neither."),
     ]
@@ -501,7 +479,9 @@ def multi_section(runs: list[RunResult], args: argparse.Namespace) -> list[str]:
     mage = summary[MULTI_SAMPLERS[0]]["time"]
     others = [summary[name]["time"] for name in MULTI_SAMPLERS[1:]]
     met = math.isfinite(mage) and all(mage < other for other in others)
-    versus = ", ".join(f"{name} {_time_s(summary[name]['time'])}" for name in MULTI_SAMPLERS[1:])
+    versus = ", ".join(
+        f"{name} {format_seconds(summary[name]['time'], 2, ' s')}" for name in MULTI_SAMPLERS[1:]
+    )
     return [
         "## (b) Multi mode vs TPESampler and RandomSampler at equal GPU time",
         "",
@@ -518,17 +498,8 @@ def multi_section(runs: list[RunResult], args: argparse.Namespace) -> list[str]:
         "",
         f"Goal: MAGE reaches {t:g} validation accuracy in less GPU time than TPESampler and "
         f"RandomSampler (medians over seeds): **{'met' if met else 'not met'}** (MAGE "
-        f"{_time_s(mage)}; {versus}).",
+        f"{format_seconds(mage, 2, ' s')}; {versus}).",
     ]
-
-
-def default_out(device: torch.device, quick: bool) -> Path:
-    """``benchmarks/results/mage_gpu_<device>_<date>.md`` (a temp file for ``--quick``)."""
-    if quick:
-        return Path(tempfile.gettempdir()) / "mage_gpu_quick.md"
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name(device).split(" (")[0]).strip("-")
-    stamp = datetime.date.today().isoformat()
-    return Path(__file__).resolve().parent / "results" / f"mage_gpu_{slug}_{stamp}.md"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -579,13 +550,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the report; return the exit status."""
     args = parse_args(argv)
-    _silence()
+    silence()
     device = resolve_device(args.device)
     if args.quick:
         torch.set_num_threads(1)  # tiny MLPs: threads only add overhead on a shared CPU
     elif device.type != "cuda":
         print("warning: the full benchmark on a CPU takes very long; use --quick", file=sys.stderr)
-    out = Path(args.out) if args.out else default_out(device, args.quick)
+    out = Path(args.out) if args.out else default_out("mage_gpu", device, args.quick)
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.perf_counter()
     data = load_image_dataset(
@@ -599,22 +570,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_multi:
         runs = [r for seed in args.seeds for r in run_multi(data, device, args, seed)]
         sections.append("\n".join(multi_section(runs, args)))
-    cuda = torch.version.cuda or "none"
-    mode = (
-        "quick (tiny sizes on a data subset: a smoke test, the figures mean nothing)"
-        if args.quick
-        else "full"
-    )
-    command = " ".join(sys.argv[1:] if argv is None else argv)
     header = [
-        "# MAGESampler GPU benchmark (FashionMNIST MLPs)",
-        "",
-        f"- Device: **{device_name(device)}**",
-        f"- Date: {started:%Y-%m-%d %H:%M} UTC",
-        f"- Mode: {mode}",
-        f"- Command: `python benchmarks/mage_gpu.py {command}`",
-        f"- Versions: Python {platform.python_version()}, torch {torch.__version__} (CUDA "
-        f"{cuda}), optuna {optuna.__version__}, optuna-evo {optuna_evo.__version__}",
+        *report_header(
+            "MAGESampler GPU benchmark (FashionMNIST MLPs)",
+            "mage_gpu.py",
+            device,
+            started,
+            "quick (tiny sizes on a data subset: a smoke test, the figures mean nothing)"
+            if args.quick
+            else None,
+            argv,
+        ),
         f"- Data: FashionMNIST from `{data.source}`, {len(data.train_y):,} train / "
         f"{len(data.val_y):,} validation images",
         f"- Total runtime: {time.perf_counter() - t0:.0f} s",

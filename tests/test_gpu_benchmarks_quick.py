@@ -20,6 +20,7 @@ if str(REPO) not in sys.path:  # ``benchmarks`` is not an installed package
 
 from benchmarks import gender_gpu  # noqa: E402
 from benchmarks import mage_gpu  # noqa: E402
+from benchmarks._common import NOT_REACHED  # noqa: E402
 from optuna_evo.objectives.data import DataNotFoundError  # noqa: E402
 from optuna_evo.objectives.data import load_image_dataset  # noqa: E402
 from optuna_evo.objectives.data import text_search_paths  # noqa: E402
@@ -78,7 +79,7 @@ def _finite(cell: str) -> float:
 
 def _time_or_not_reached(cell: str) -> float:
     """A time to target: a finite number >= 0, or the script's "not reached"."""
-    if cell == mage_gpu.NOT_REACHED:
+    if cell == NOT_REACHED:
         return math.inf
     value = _finite(cell)
     assert value >= 0.0, cell
