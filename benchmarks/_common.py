@@ -1,4 +1,4 @@
-"""Helpers shared by the GPU benchmark scripts."""
+"""Helpers shared by the benchmark scripts (torch is imported only by the GPU ones)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ import platform
 import re
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 from typing import Any
 import warnings
 
 import optuna
-import torch
 
 import optuna_evo
+
+if TYPE_CHECKING:
+    import torch
 
 NOT_REACHED = "not reached"
 """How the report writes a time to target that was never reached."""
@@ -73,6 +76,8 @@ def format_seconds(seconds: float, digits: int, unit: str = "") -> str:
 
 def device_name(device: torch.device) -> str:
     """Human-readable device name."""
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
@@ -99,6 +104,8 @@ def report_header(
 
     ``quick_mode`` describes the ``--quick`` mode, ``None`` for a full run.
     """
+    import torch
+
     cuda = torch.version.cuda or "none"
     command = " ".join(sys.argv[1:] if argv is None else argv)
     return [
@@ -111,3 +118,15 @@ def report_header(
         f"- Versions: Python {platform.python_version()}, torch {torch.__version__} (CUDA "
         f"{cuda}), optuna {optuna.__version__}, optuna-evo {optuna_evo.__version__}",
     ]
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (else what :mod:`platform` knows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -50,6 +50,7 @@ from optuna.samplers import BaseSampler
 if __package__ in (None, ""):  # run as ``python benchmarks/cpu_suite.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._common import cpu_model  # noqa: E402
 from benchmarks.problems import PROBLEMS  # noqa: E402
 from benchmarks.problems import get_problem  # noqa: E402
 import optuna_evo  # noqa: E402
@@ -337,17 +338,6 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _medians(
     results: Sequence[QualityResult], samplers: Sequence[str], problems: Sequence[str], k: int
 ) -> dict[tuple[str, str], np.ndarray]:
@@ -414,7 +404,7 @@ def render_report(
     add(f"- Date: {started.strftime('%Y-%m-%d %H:%M %Z').strip()}")
     add(f"- Command: `{command}`")
     add(
-        f"- Machine: {platform.platform()}; CPU: {_cpu_model()}; {os.cpu_count()} logical "
+        f"- Machine: {platform.platform()}; CPU: {cpu_model()}; {os.cpu_count()} logical "
         "cores, shared with other workloads while this ran (timings are wall-clock "
         "`time.perf_counter`, so they include interference)"
     )

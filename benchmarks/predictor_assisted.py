@@ -39,6 +39,7 @@ import torch
 if __package__ in (None, ""):  # run as ``python benchmarks/predictor_assisted.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._common import cpu_model  # noqa: E402
 import optuna_evo  # noqa: E402
 from optuna_evo.objectives import MLP  # noqa: E402
 from optuna_evo.objectives import TrainConfig  # noqa: E402
@@ -176,17 +177,6 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def report(
     results: list[RunResult],
     config: argparse.Namespace,
@@ -206,7 +196,7 @@ def report(
     if device.type == "cuda":
         hardware = f"GPU: {torch.cuda.get_device_name(device)}"
     else:
-        hardware = f"CPU: {_cpu_model()}; {os.cpu_count()} logical cores, shared with other work"
+        hardware = f"CPU: {cpu_model()}; {os.cpu_count()} logical cores, shared with other work"
     add(f"- Date: {started.strftime('%Y-%m-%d %H:%M %Z').strip()}")
     add(f"- Command: `{command}`")
     add(f"- Machine: {platform.platform()}; {hardware}; device `{device}`")

@@ -228,3 +228,31 @@ def test_seed_ga_benchmark_quick_reports_runs_and_samplers(tmp_path: Path) -> No
         assert 0.0 < _finite(row[1]) <= 1.0 and _finite(row[4]) > 0.0
     assert (tmp_path / "seed_ga.html").read_text(encoding="utf-8").count("GeneticSampler") >= 1
     assert "Goal: GeneticSampler's median best" in report
+
+
+def test_predictor_assisted_benchmark_quick_reports_both_arms(tmp_path: Path) -> None:
+    """``benchmarks/predictor_assisted.py --quick`` on the real FashionMNIST files."""
+    from benchmarks import predictor_assisted
+    from optuna_evo.objectives.data import DataNotFoundError
+    from optuna_evo.objectives.data import load_image_dataset
+
+    try:
+        load_image_dataset("fashion-mnist", None, "cpu", max_train=8, max_val=8)
+    except DataNotFoundError as exc:
+        pytest.skip(f"FashionMNIST not installed: {exc}")
+    out = tmp_path / "pa.md"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/predictor_assisted.py", "--quick", "--out", out],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = _table_rows(out.read_text(encoding="utf-8"), "| arm | best val loss |")
+    assert [r[0] for r in rows] == list(predictor_assisted.ARMS)
+    for row in rows:
+        assert _finite(row[1]) > 0.0
+        assert all(0.0 < _finite(c) <= 1.0 for c in row[2:4])
+        distinct, total = (int(x) for x in row[4].split(" / "))
+        assert 1 <= distinct <= total
