@@ -94,9 +94,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--generations", type=int, default=None, help="seed run length (600)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on the GPU")
     p.add_argument(
+        "--candidates",
+        default=",".join(CANDIDATES),
+        help=f"comma-separated option sets for section 3 (default: all of {list(CANDIDATES)})",
+    )
+    p.add_argument(
         "--threads", type=int, default=None, help="CPU threads (default: torch's; 1 if --quick)"
     )
     args = p.parse_args(argv)
+    args.candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
+    unknown = sorted(set(args.candidates) - set(CANDIDATES))
+    if unknown or not args.candidates:
+        p.error(f"--candidates must name some of {list(CANDIDATES)}, got {unknown or 'none'}")
     quick = args.quick
     if args.threads is None and quick:
         # Small CPU tensors: one thread is as fast and immune to busy neighbouring processes.
@@ -273,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # 3. Best options within the budget.
     runs = []
-    for name, options in CANDIDATES.items():
-        options = {**options, **args.candidate_overrides}
+    for name in args.candidates:
+        options = {**CANDIDATES[name], **args.candidate_overrides}
         run = timed_run(
             task,
             _trainer(device, args.seed, SEED_LAYERS, **options),

@@ -14,6 +14,10 @@ defaults already applied) are stored in the study's user attr :data:`CONFIG_KEY`
 creates it; every later ``run`` and ``worker`` rebuilds exactly that objective, so all trials
 of a study are comparable wherever they ran. Only the device and the data directory are
 per machine.
+
+MAGE runs (``--sampler mage``) keep every agent's weights in
+:func:`optuna_evo.checkpoint.default_artifact_store`: ``./optuna-evo-artifacts``, or the folder
+named by ``OPTUNA_EVO_ARTIFACT_DIR``, which workers on several machines must share.
 """
 
 from __future__ import annotations
@@ -374,11 +378,15 @@ def make_objective(
             download=download,
         )
     elif task == "mlp":
-        architecture_fn = None
+        architecture_fn, store = None, None
         if settings["sampler"] == "mage":  # MAGE plans the architecture of every agent
             architecture_fn = functools.partial(
                 optuna_evo.suggest_architecture, search_space=MAGE_SPACE
             )
+            # ... and its children continue from their parent's weights.
+            from optuna_evo.checkpoint import default_artifact_store
+
+            store = default_artifact_store()
         objective = MLPTask(
             "fashion-mnist",
             data_dir,
@@ -389,6 +397,7 @@ def make_objective(
             max_val=settings["max_val"],
             seed=seed,
             download=download,
+            artifact_store=store,
         )
     elif task == "char-lm":
         from optuna_evo.objectives import CharLM

@@ -204,7 +204,16 @@ def test_seed_ga_benchmark_quick_reports_runs_and_samplers(tmp_path: Path) -> No
         pytest.skip(f"FashionMNIST not installed: {exc}")
     out = tmp_path / "seed_ga.md"
     proc = subprocess.run(
-        [sys.executable, "benchmarks/seed_ga_fashion_mnist.py", "--quick", "--out", out],
+        # Two worker processes: the pool path the GPU run takes by default.
+        [
+            sys.executable,
+            "benchmarks/seed_ga_fashion_mnist.py",
+            "--quick",
+            "--jobs",
+            "2",
+            "--out",
+            out,
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

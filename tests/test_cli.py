@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import optuna_evo
+from optuna_evo import checkpoint
 from optuna_evo import cli
 from optuna_evo.cli import CONFIG_KEY
 from optuna_evo.cli import main
@@ -92,6 +93,16 @@ def test_mage_mlp_run_worker_report_export(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage = _storage(tmp_path)
+    artifacts = tmp_path / "artifacts"
+    monkeypatch.setenv(checkpoint.ARTIFACT_DIR_ENV, str(artifacts))
+    loaded: dict[int, checkpoint.LoadReport | None] = {}
+    load_parent = checkpoint.load_parent
+
+    def spy(trial: optuna.Trial, *args: object, **kwargs: object) -> object:
+        loaded[trial.number] = load_parent(trial, *args, **kwargs)  # type: ignore[arg-type]
+        return loaded[trial.number]
+
+    monkeypatch.setattr(checkpoint, "load_parent", spy)
     argv = ["run", "--task", "mlp", "--sampler", "mage", "--population-size", "3"]
     assert main([*argv, "--storage", storage, *QUICK_IMAGES, "--n-trials", "3"]) == 0
     # A worker needs only the storage: task, sampler and budget come from the study.
@@ -110,6 +121,14 @@ def test_mage_mlp_run_worker_report_export(
         assert t.user_attrs["architecture"]["widths"] == widths  # the MLP that was trained
     roles = {optuna_evo.lineage(t, study).role for t in trials}
     assert "elite" in roles and "mutant" in roles
+    # Every agent saved its weights; the second generation started from its parent's.
+    assert all(checkpoint.CHECKPOINT_KEY in t.system_attrs for t in trials)
+    assert len(list(artifacts.iterdir())) == 7
+    assert sorted(loaded) == list(range(7))
+    assert all(loaded[n] is None for n in range(3))  # generation 0: fresh weights
+    for n in range(3, 7):  # elites and mutants: their parent's tensors (sliced where resized)
+        report = loaded[n]
+        assert report is not None and (report.copied or report.partial), (n, report)
     system = study._storage.get_study_system_attrs(study._study_id)
     assert any(k.startswith("dashboard:plot_data:optuna-evo-genealogy:") for k in system)
 

@@ -626,3 +626,17 @@ def test_gpu_benchmark_quick_writes_a_report(tmp_path: Path) -> None:
         assert f"**{name}**" in report
     speeds = re.findall(r"\| (?:per-genome loop.*?|batched population) \| ([\d.]+) \|", report)
     assert len(speeds) == 2 and all(float(v) > 0 for v in speeds)
+
+
+def test_gpu_benchmark_candidates_option_selects_and_validates() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    from benchmarks import genreg_gpu
+
+    assert genreg_gpu.parse_args([]).candidates == list(genreg_gpu.CANDIDATES)
+    picked = genreg_gpu.parse_args(["--candidates", "logprob-wide, logprob"]).candidates
+    assert picked == ["logprob-wide", "logprob"]
+    for bad in ("nope", ","):
+        with pytest.raises(SystemExit):
+            genreg_gpu.parse_args(["--candidates", bad])

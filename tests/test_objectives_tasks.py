@@ -233,3 +233,46 @@ def test_tasks_default_device() -> None:
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert MLPTask("synthetic").device.type == expected
     assert CharLM().device.type == expected
+
+
+def test_artifact_store_children_continue_from_parent_weights(tmp_path: Path) -> None:
+    import functools
+    import statistics
+    import warnings
+
+    from optuna.artifacts import FileSystemArtifactStore
+
+    import optuna_evo
+    from optuna_evo import checkpoint
+
+    space = {"layers": [[8, 32, 3]], "activations": ["relu"]}
+    arch_fn = functools.partial(optuna_evo.suggest_architecture, search_space=space)
+
+    def first_losses(store: FileSystemArtifactStore | None) -> tuple[list[float], list[float]]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna_evo.MAGESampler(
+                "single", space, population_size=4, n_elites=1, mutation_prob=0.3, seed=3
+            )
+        # No pruning: a pruned agent saves no weights and is nobody's parent.
+        study = optuna.create_study(sampler=sampler, pruner=optuna.pruners.NopPruner())
+        task = synthetic_task(architecture_fn=arch_fn, artifact_store=store)
+        study.optimize(task, n_trials=12)
+        first = [t.intermediate_values[min(t.intermediate_values)] for t in study.trials]
+        if store is not None:
+            assert all(checkpoint.CHECKPOINT_KEY in t.system_attrs for t in study.trials)
+        return first[:4], first[8:]  # generation 0, generation 2
+
+    gen0, gen2 = first_losses(FileSystemArtifactStore(str(tmp_path)))
+    fresh0, fresh2 = first_losses(None)
+    # Two generations of inherited training: the third starts far below a fresh start.
+    assert statistics.median(gen2) < 0.8 * statistics.median(gen0), (gen0, gen2)
+    assert statistics.median(gen2) < statistics.median(fresh2), (fresh2, gen2)
+    assert len(list(tmp_path.iterdir())) == 12
+
+
+def test_artifact_store_must_be_a_store() -> None:
+    with pytest.raises(ValueError, match="artifact_store"):
+        synthetic_task(artifact_store="/tmp/somewhere")
+    with pytest.raises(ValueError, match="artifact_store"):
+        FashionMNISTCNN(artifact_store=object())

@@ -12,6 +12,12 @@ study goes on without any ``catch=`` argument. With ``catch_failures=False`` the
 :class:`~optuna_evo.objectives.train.TrainingFailed` exception propagates instead (then pass
 ``catch=(TrainingFailed,)`` to ``optimize`` to keep the study going).
 
+Weight inheritance: with an ``artifact_store``, every trial starts from its primary parent's
+checkpoint (:func:`optuna_evo.checkpoint.load_parent`, with the weight noise the sampler planned)
+and saves its trained weights for its own children (:func:`optuna_evo.checkpoint.save`). Use it
+with :class:`~optuna_evo.MAGESampler`, whose elites and mutants continue their parent's training
+on any worker sharing the store; trials without a parent keep their fresh weights.
+
 Example:
     .. code-block:: python
 
@@ -29,6 +35,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 import math
 import os
+from typing import TYPE_CHECKING
 from typing import Any
 
 import optuna
@@ -38,6 +45,7 @@ from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 import torch
 
+from optuna_evo import checkpoint
 from optuna_evo.architecture import ACTIVATIONS
 from optuna_evo.architecture import Architecture
 from optuna_evo.objectives.data import ClassificationSplits
@@ -55,6 +63,9 @@ from optuna_evo.objectives.train import TrainingFailed
 from optuna_evo.objectives.train import release_memory
 from optuna_evo.objectives.train import set_seed
 from optuna_evo.objectives.train import train
+
+if TYPE_CHECKING:
+    from optuna.artifacts._protocol import ArtifactStore
 
 _logger = optuna.logging.get_logger(__name__)
 
@@ -131,12 +142,25 @@ class _Task:
     direction: str = "minimize"
     """Optimisation direction of the returned value (the best validation loss)."""
 
-    def __init__(self, device: str | torch.device | None, seed: int, catch_failures: bool) -> None:
+    def __init__(
+        self,
+        device: str | torch.device | None,
+        seed: int,
+        catch_failures: bool,
+        artifact_store: ArtifactStore | None = None,
+    ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an int, got {seed!r}.")
+        for method in ("open_reader", "write"):  # the ArtifactStore protocol
+            if artifact_store is not None and not callable(getattr(artifact_store, method, None)):
+                raise ValueError(
+                    "artifact_store must be an optuna.artifacts store (e.g. "
+                    f"FileSystemArtifactStore), got {type(artifact_store).__name__}."
+                )
         self.device = resolve_device(device)
         self.seed = seed
         self.catch_failures = catch_failures
+        self.artifact_store = artifact_store
         self._data: ClassificationSplits | TextSplits | None = None
 
     @property
@@ -155,6 +179,16 @@ class _Task:
 
     def _objective(self, trial: optuna.trial.BaseTrial) -> float:
         raise NotImplementedError
+
+    def _inherit(self, trial: optuna.trial.BaseTrial, model: torch.nn.Module) -> None:
+        """Load the parent's checkpoint into ``model`` (only with an artifact store)."""
+        if self.artifact_store is not None and isinstance(trial, optuna.Trial):
+            checkpoint.load_parent(trial, model, self.artifact_store)
+
+    def _keep(self, trial: optuna.trial.BaseTrial, model: torch.nn.Module) -> None:
+        """Save ``model`` as the trial's checkpoint (only with an artifact store)."""
+        if self.artifact_store is not None and isinstance(trial, optuna.Trial):
+            checkpoint.save(trial, model, self.artifact_store)
 
     def trial_seed(self, trial: optuna.trial.BaseTrial) -> int:
         """Seed used for ``trial``: ``seed + trial.number``."""
@@ -199,6 +233,8 @@ class FashionMNISTCNN(_Task):
         c2: Channels of the second convolution.
         hidden: Width of the hidden linear layer.
         catch_failures: Turn divergence / out-of-memory into a failed trial (see module doc).
+        artifact_store: Inherit and save weights through this :mod:`optuna.artifacts` store
+            (see module doc); ``None`` (default) trains every trial from fresh weights.
     """
 
     SEARCH_SPACE: dict[str, BaseDistribution] = {
@@ -226,8 +262,9 @@ class FashionMNISTCNN(_Task):
         c2: int = 64,
         hidden: int = 128,
         catch_failures: bool = True,
+        artifact_store: ArtifactStore | None = None,
     ) -> None:
-        super().__init__(device, seed, catch_failures)
+        super().__init__(device, seed, catch_failures, artifact_store)
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be an int >= 1, got {epochs!r}.")
         SeedCNN(c1=c1, c2=c2, hidden=hidden)  # Validates the width knobs now, not per trial.
@@ -262,6 +299,7 @@ class FashionMNISTCNN(_Task):
         seed = self.trial_seed(trial)
         set_seed(seed)
         model = SeedCNN(**self.widths)
+        self._inherit(trial, model)
         config = TrainConfig(
             optimizer="sgd",
             lr=params["lr"],
@@ -277,7 +315,9 @@ class FashionMNISTCNN(_Task):
             compile=self.compile,
             evaluate_test=self.evaluate_test,
         )
-        return train(model, data, config, trial).best_val_loss
+        result = train(model, data, config, trial)
+        self._keep(trial, model)
+        return result.best_val_loss
 
 
 class MLPTask(_Task):
@@ -305,6 +345,8 @@ class MLPTask(_Task):
         download: Download image data with torchvision if no local copy is found.
         evaluate_test: Also evaluate the test set and store ``test_accuracy``.
         catch_failures: Turn divergence / out-of-memory into a failed trial (see module doc).
+        artifact_store: Inherit and save weights through this :mod:`optuna.artifacts` store
+            (see module doc); ``None`` (default) trains every trial from fresh weights.
     """
 
     TRAINING_SPACE: dict[str, BaseDistribution] = {
@@ -331,8 +373,9 @@ class MLPTask(_Task):
         download: bool = False,
         evaluate_test: bool = False,
         catch_failures: bool = True,
+        artifact_store: ArtifactStore | None = None,
     ) -> None:
-        super().__init__(device, seed, catch_failures)
+        super().__init__(device, seed, catch_failures, artifact_store)
         if dataset not in MLP_DATASETS:
             raise ValueError(f"dataset must be one of {MLP_DATASETS}, got {dataset!r}.")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
@@ -404,6 +447,7 @@ class MLPTask(_Task):
         seed = self.trial_seed(trial)
         set_seed(seed)
         model = MLP(arch)
+        self._inherit(trial, model)
         config = TrainConfig(
             optimizer=optimizer,
             lr=lr,
@@ -417,7 +461,9 @@ class MLPTask(_Task):
             device=self.device,
             evaluate_test=self.evaluate_test,
         )
-        return train(model, data, config, trial).best_val_loss
+        result = train(model, data, config, trial)
+        self._keep(trial, model)
+        return result.best_val_loss
 
 
 class CharLM(_Task):
@@ -447,6 +493,8 @@ class CharLM(_Task):
         download: Download the text if no local copy is found.
         compile: ``torch.compile`` the model (``True`` or a mode name).
         catch_failures: Turn divergence / out-of-memory into a failed trial (see module doc).
+        artifact_store: Inherit and save weights through this :mod:`optuna.artifacts` store
+            (see module doc); ``None`` (default) trains every trial from fresh weights.
     """
 
     EVAL_BATCH_SIZE = 32
@@ -476,8 +524,9 @@ class CharLM(_Task):
         download: bool = False,
         compile: bool | str = False,
         catch_failures: bool = True,
+        artifact_store: ArtifactStore | None = None,
     ) -> None:
-        super().__init__(device, seed, catch_failures)
+        super().__init__(device, seed, catch_failures, artifact_store)
         for arg, value in (
             ("max_steps", max_steps),
             ("eval_interval", eval_interval),
@@ -521,6 +570,7 @@ class CharLM(_Task):
                 dropout=params["dropout"],
             )
         )
+        self._inherit(trial, model)
         config = TrainConfig(
             optimizer="adamw",
             lr=params["lr"],
@@ -540,7 +590,9 @@ class CharLM(_Task):
             device=self.device,
             compile=self.compile,
         )
-        return train(model, data, config, trial, task="lm").best_val_loss
+        result = train(model, data, config, trial, task="lm")
+        self._keep(trial, model)
+        return result.best_val_loss
 
 
 class SmallCharLM(CharLM):
