@@ -83,13 +83,17 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
+def device_slug(device: torch.device) -> str:
+    """The device's name as a file-name part: ``NVIDIA-H200``, ``CPU``."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", device_name(device).split(" (")[0]).strip("-")
+
+
 def default_out(name: str, device: torch.device, quick: bool) -> Path:
     """``benchmarks/results/<name>_<device>_<date>.md`` (a temp file for ``--quick``)."""
     if quick:
         return Path(tempfile.gettempdir()) / f"{name}_quick.md"
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", device_name(device).split(" (")[0]).strip("-")
     stamp = datetime.date.today().isoformat()
-    return Path(__file__).resolve().parent / "results" / f"{name}_{slug}_{stamp}.md"
+    return Path(__file__).resolve().parent / "results" / f"{name}_{device_slug(device)}_{stamp}.md"
 
 
 def report_header(

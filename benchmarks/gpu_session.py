@@ -41,7 +41,6 @@ import importlib
 import os
 from pathlib import Path
 import platform
-import re
 import shlex
 import signal
 import subprocess
@@ -51,6 +50,7 @@ import time
 from typing import TextIO
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # Run from a plain checkout: ``benchmarks`` is not installed.
 
 MIN_STEP_S = 30.0
 """A step that would start with fewer seconds than this left is skipped."""
@@ -165,8 +165,16 @@ TRANCHES: dict[str, Tranche] = {
                 "predictor_assisted.py",
                 (),
                 540,
-                sizes=("--device", "cuda", "--generations", "6", "--population", "10")
-                + ("--epochs", "3"),
+                sizes=(
+                    "--device",
+                    "cuda",
+                    "--generations",
+                    "6",
+                    "--population",
+                    "10",
+                    "--epochs",
+                    "3",
+                ),
             ),
         ),
         540,
@@ -185,20 +193,18 @@ class Outcome:
     step: Step
     status: str = "not run"
     wall_s: float = 0.0
-    returncode: int | None = None
     report: str = ""
     log_tail: list[str] = field(default_factory=list)
 
 
 def device_slug() -> str:
-    """The GPU's name as a file-name part (``NVIDIA-H200``), ``CPU`` without CUDA."""
-    try:
-        import torch
+    """The device the steps will use, as their report names give it (``NVIDIA-H200``)."""
+    # Imported here, not at the top: a missing torch / optuna_evo must still reach the summary.
+    import torch
 
-        name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
-    except ImportError:
-        name = "CPU"
-    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+    from benchmarks._common import device_slug as slug
+
+    return slug(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def environment() -> list[str]:
@@ -335,7 +341,6 @@ def run_steps(
                 outcomes[i].status = f"timed out after {limit:.0f} s"
             else:
                 outcomes[i].status = "ok" if code == 0 else f"failed (exit {code})"
-                outcomes[i].returncode = code
             handle.close()
             del running[i]
             o = outcomes[i]

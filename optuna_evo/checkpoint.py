@@ -334,10 +334,15 @@ def load(
 # -- internals ----------------------------------------------------------------------------
 
 
+def is_artifact_store(obj: Any) -> bool:
+    """Whether ``obj`` follows Optuna's ``ArtifactStore`` protocol (``open_reader``, ``write``)."""
+    return all(callable(getattr(obj, m, None)) for m in ("open_reader", "write"))
+
+
 def _resolve_store(artifact_store: Any | None) -> Any:
     if artifact_store is None:
         return default_artifact_store()
-    if not all(callable(getattr(artifact_store, m, None)) for m in ("open_reader", "write")):
+    if not is_artifact_store(artifact_store):
         raise TypeError(
             "`artifact_store` must be an Optuna artifact store (with `open_reader`, `write` "
             f"and `remove`), got {type(artifact_store).__name__}."

@@ -151,12 +151,11 @@ class _Task:
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an int, got {seed!r}.")
-        for method in ("open_reader", "write"):  # the ArtifactStore protocol
-            if artifact_store is not None and not callable(getattr(artifact_store, method, None)):
-                raise ValueError(
-                    "artifact_store must be an optuna.artifacts store (e.g. "
-                    f"FileSystemArtifactStore), got {type(artifact_store).__name__}."
-                )
+        if artifact_store is not None and not checkpoint.is_artifact_store(artifact_store):
+            raise ValueError(
+                "artifact_store must be an optuna.artifacts store (e.g. "
+                f"FileSystemArtifactStore), got {type(artifact_store).__name__}."
+            )
         self.device = resolve_device(device)
         self.seed = seed
         self.catch_failures = catch_failures
