@@ -477,6 +477,50 @@ def test_nearest_untaken_changes_as_few_parameters_as_possible() -> None:
     assert nearest_untaken(params, dists, near, rng, frozen=["a"]) is None
 
 
+def test_the_fallback_claims_its_configuration_against_a_racing_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A rival worker takes each configuration this trial is about to claim, at the same
+    # instant: first the child's (so the retries are spent and the fallback runs), then the
+    # fallback's nearest untaken one. The trial must lose both races and keep a third.
+    from optuna_evo.samplers import _population
+
+    def objective(trial: optuna.Trial) -> float:
+        return float(trial.suggest_int("k", 0, 5))
+
+    assist = PredictorAssist(n_candidates=1, surrogate=None, max_retries=0)
+    study = optuna.create_study(sampler=GeneticSampler(population_size=4, assist=assist, seed=0))
+    study.optimize(objective, n_trials=2)
+    storage, rivals = study._storage, []
+
+    def rival_takes(value: str) -> None:
+        rival = storage.create_new_trial(study._study_id)  # RUNNING, like another worker's
+        storage.set_trial_system_attr(rival, CONFIG_HASH_KEY, value)
+        rivals.append(value)
+
+    real_claim, real_nearest = _population.claim, _population.nearest_untaken
+
+    def racing_claim(storage_: object, study_id: int, trial_id: int, value: str) -> object:
+        if not rivals:
+            rival_takes(value)
+        return real_claim(storage_, study_id, trial_id, value)
+
+    def racing_nearest(*args: object, **kwargs: object) -> object:
+        params = real_nearest(*args, **kwargs)
+        if params is not None and len(rivals) == 1:
+            rival_takes(config_hash(params))
+        return params
+
+    monkeypatch.setattr(_population, "claim", racing_claim)
+    monkeypatch.setattr(_population, "nearest_untaken", racing_nearest)
+    study.optimize(objective, n_trials=1)
+    last = study.get_trials(states=(TrialState.COMPLETE,))[-1]  # rivals came after it
+    stats = last.system_attrs[optuna_evo.samplers._assist.ASSIST_KEY]
+    assert len(rivals) == 2 and stats["races"] == 2 and stats["fallback"] == "nearest_untaken"
+    assert last.system_attrs[CONFIG_HASH_KEY] not in set(rivals)
+    assert last.params not in [t.params for t in study.trials[:2]]
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_two_processes_never_evaluate_a_configuration_twice(kind: str, tmp_path: Path) -> None:
     expr, storage = storage_for(kind, tmp_path)

@@ -77,9 +77,10 @@ class PredictorAssist:
        rejected and replaced by a freshly proposed child.
 
     Together these steps retry at most ``max_retries`` times. Then, in a finite space, the
-    untaken configuration nearest to the candidate (fewest changed parameters) is used; else
-    the best remaining candidate is accepted and a warning is logged. Parameters the
-    objective suggests outside the drawn configuration are sampled as usual when suggested.
+    untaken configuration nearest to the candidate (fewest changed parameters) is claimed
+    (again after a lost race, up to 50 times); else the best remaining candidate is accepted
+    and a warning is logged. Parameters the objective suggests outside the drawn
+    configuration are sampled as usual when suggested.
 
     Residual limits: a study's very first trials (before any trial has params) have nothing
     to draw from and are hashed only when they finish; in conditional spaces the drawn

@@ -105,6 +105,7 @@ ROLES = ("random", "enqueued", "elite", "child", "mutant")
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _ASSISTED_ROLES = ("random", "child", "mutant")
 _ARCH_GENE = "<architecture>"  # remutate(): the architecture counts as one gene
+_FALLBACK_CLAIMS = 50  # bound on lost races after the retries (each loss shrinks the space)
 _logger = optuna.logging.get_logger(__name__)
 
 
@@ -686,10 +687,33 @@ class PopulationSampler(BaseGASampler, abc.ABC):
                     continue
             chosen, stats["explored"] = candidate, explored
             break
-        if chosen is None:
-            chosen = self._fallback(pool, taken, scorer, stats, rng, trial.number)
-            if dedup:
-                storage.set_trial_system_attr(trial._trial_id, CONFIG_HASH_KEY, chosen.hash)
+        # Retries are spent. The fallback's pick is claimed like any other: two workers that
+        # reach it together in a nearly exhausted space would otherwise pick one configuration.
+        # Each lost race adds the winner's hash to ``taken``, so this ends with a held claim or
+        # with an exhausted space, where a duplicate is accepted (and written, unchecked).
+        for _ in range(_FALLBACK_CLAIMS):
+            if chosen is not None:
+                break
+            candidate = self._fallback(pool, taken, scorer, stats, rng, trial.number)
+            if not dedup:
+                chosen = candidate
+            elif stats["fallback"] == "accepted_duplicate":
+                storage.set_trial_system_attr(trial._trial_id, CONFIG_HASH_KEY, candidate.hash)
+                chosen = candidate
+            else:
+                held, taken = claim(storage, study._study_id, trial._trial_id, candidate.hash)
+                if held:
+                    chosen = candidate
+                else:
+                    stats["races"] += 1
+                    pool = [candidate]
+                    time.sleep(float(rng.uniform(0.0, 0.02)))
+        if chosen is None:  # every claim lost: keep the last one, whose hash is written
+            _logger.warning(
+                f"Trial {trial.number}: lost {stats['races']} races for an untaken "
+                "configuration; evaluating the last one claimed, which may be a duplicate."
+            )
+            chosen = candidate
         if scorer is not None:
             mean, std = scorer.predict([chosen])
             stats["predicted"], stats["std"] = float(mean[0]), float(std[0])
