@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import optuna
@@ -58,10 +60,16 @@ def run_workers(
 ) -> None:
     """Start ``n_workers`` processes that each run ``n_trials`` trials; fail on any error.
 
-    ``objective_src`` defines ``objective(trial)``; ``sampler_expr`` builds the sampler.
+    ``objective_src`` defines ``objective(trial)``; ``sampler_expr`` builds the sampler. The
+    workers wait for each other before their first trial, so on a slow or busy machine they
+    still run side by side (importing torch can take seconds and finish at different times).
     """
+    gate = tempfile.mkdtemp(prefix="optuna-evo-gate-")
     code = textwrap.dedent(
         """
+        import os
+        import pathlib
+        import time
         import warnings
         import optuna
         import optuna_evo
@@ -71,6 +79,11 @@ def run_workers(
         study = optuna.load_study(
             study_name={name!r}, storage={storage}, sampler={sampler}, pruner={pruner}
         )
+        gate = pathlib.Path({gate!r})
+        (gate / str(os.getpid())).touch()
+        deadline = time.monotonic() + 120
+        while len(list(gate.iterdir())) < {n_workers} and time.monotonic() < deadline:
+            time.sleep(0.01)
         study.optimize(objective, n_trials={n_trials}, catch=())
         """
     ).format(
@@ -80,6 +93,8 @@ def run_workers(
         sampler=sampler_expr,
         pruner=pruner_expr,
         n_trials=n_trials,
+        gate=gate,
+        n_workers=n_workers,
     )
     procs = [
         subprocess.Popen(
@@ -88,10 +103,13 @@ def run_workers(
         for _ in range(n_workers)
     ]
     errors = []
-    for p in procs:
-        out, err = p.communicate(timeout=timeout)
-        if p.returncode != 0:
-            errors.append(err.decode()[-3000:])
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=timeout)
+            if p.returncode != 0:
+                errors.append(err.decode()[-3000:])
+    finally:
+        shutil.rmtree(gate, ignore_errors=True)
     assert not errors, "\n\n".join(errors)
 
 
