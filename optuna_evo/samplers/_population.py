@@ -659,6 +659,17 @@ class PopulationSampler(BaseGASampler, abc.ABC):
             "races": 0,
             "fallback": None,
         }
+
+        def claimed(candidate: Candidate) -> bool:
+            # Write, then read the other trials' hashes (see ``claim``); ``taken`` is refreshed.
+            nonlocal taken
+            held, taken = claim(storage, study._study_id, trial._trial_id, candidate.hash)
+            if not held:
+                stats["races"] += 1
+                # Both claimants may have backed off: wait a random moment before retrying.
+                time.sleep(float(rng.uniform(0.0, 0.02)))
+            return held
+
         pool = [propose() for _ in range(assist.n_candidates)]
         chosen: Candidate | None = None
         for _ in range(assist.max_retries + 1):
@@ -678,13 +689,8 @@ class PopulationSampler(BaseGASampler, abc.ABC):
                     stats["rejected"] += 1
                     pool[pool.index(candidate)] = propose()
                     continue
-            if dedup:
-                held, taken = claim(storage, study._study_id, trial._trial_id, candidate.hash)
-                if not held:
-                    stats["races"] += 1
-                    # Both claimants may have backed off: wait a random moment before retrying.
-                    time.sleep(float(rng.uniform(0.0, 0.02)))
-                    continue
+            if dedup and not claimed(candidate):
+                continue
             chosen, stats["explored"] = candidate, explored
             break
         # Retries are spent. The fallback's pick is claimed like any other: two workers that
@@ -695,19 +701,11 @@ class PopulationSampler(BaseGASampler, abc.ABC):
             if chosen is not None:
                 break
             candidate = self._fallback(pool, taken, scorer, stats, rng, trial.number)
-            if not dedup:
-                chosen = candidate
-            elif stats["fallback"] == "accepted_duplicate":
+            if dedup and stats["fallback"] == "accepted_duplicate":
                 storage.set_trial_system_attr(trial._trial_id, CONFIG_HASH_KEY, candidate.hash)
-                chosen = candidate
-            else:
-                held, taken = claim(storage, study._study_id, trial._trial_id, candidate.hash)
-                if held:
-                    chosen = candidate
-                else:
-                    stats["races"] += 1
-                    pool = [candidate]
-                    time.sleep(float(rng.uniform(0.0, 0.02)))
+            elif dedup and not claimed(candidate):
+                continue
+            chosen = candidate
         if chosen is None:  # every claim lost: keep the last one, whose hash is written
             _logger.warning(
                 f"Trial {trial.number}: lost {stats['races']} races for an untaken "
