@@ -114,9 +114,11 @@ def run_workers(
 
 
 def assert_consistent_lineage(study: optuna.Study, min_generations: int = 2) -> None:
-    """Every lineage refers to finished parents of an earlier generation."""
+    """Every lineage refers to finished parents of an earlier generation, and no generation
+    copies one elite twice."""
     trials = {t._trial_id: t for t in study.get_trials(deepcopy=False)}
     generations = set()
+    elites: set[tuple[int, tuple[int, ...]]] = set()
     for t in trials.values():
         info = optuna_evo.lineage(t, study)
         assert info is not None, f"trial {t.number} has no lineage"
@@ -128,6 +130,10 @@ def assert_consistent_lineage(study: optuna.Study, min_generations: int = 2) -> 
             assert parent.state in (TrialState.COMPLETE, TrialState.PRUNED)
             parent_info = optuna_evo.lineage(parent, study)
             assert parent_info is not None and parent_info.generation < info.generation
+        if info.role == "elite" and t.state != TrialState.FAIL:
+            copy = (info.generation, info.parent_ids)
+            assert copy not in elites, f"trial {t.number} copies an elite already copied"
+            elites.add(copy)
         if info.role in ("child", "mutant", "elite"):
             assert info.parent_ids
         else:

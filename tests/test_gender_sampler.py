@@ -32,6 +32,7 @@ from optuna_evo.predictors import evaluate_female
 from optuna_evo.predictors import load_females
 from optuna_evo.predictors import stored_female_generations
 from optuna_evo.predictors import trial_female
+from optuna_evo.predictors.population import females_key
 from optuna_evo.pruners import LearningCurvePruner
 from optuna_evo.samplers.gender import GenderSampler
 from optuna_evo.visualization import plot_predictor_accuracy
@@ -212,6 +213,40 @@ def test_top_males_by_value_or_by_early_speed(speed_weight: float) -> None:
         expected = sorted(gen0, key=speed, reverse=True)[:3]
     parent_ids = study._storage.get_study_system_attrs(study._study_id)["GenderSampler:parent:1"]
     assert set(parent_ids) == {t._trial_id for t in expected}
+
+
+def test_workers_go_on_with_the_stored_female_population(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+        sampler=_sampler(population_size=4, n_top_females=2),
+    )
+    study.optimize(objective, n_trials=4)
+    # A concurrent worker that saw other trials stores its own females just after this one.
+    storage = study._storage
+    write = storage.set_study_system_attr
+    rivals: list[int] = []
+
+    def and_a_rival(study_id: int, name: str, value: dict) -> None:
+        write(study_id, name, value)
+        if name == females_key(1):
+            ours = {m["trial"] for m in value["members"]}
+            others = [t for t in study.get_trials(deepcopy=False) if t.number not in ours][:2]
+            rivals.extend(t.number for t in others)
+            members = [
+                {"trial": t.number, "genome": t.system_attrs[FEMALE_KEY], "fitness": None}
+                for t in others
+            ]
+            write(study_id, name, {**value, "members": members})
+
+    monkeypatch.setattr(storage, "set_study_system_attr", and_a_rival)
+    trial = study.ask()
+    assert len(rivals) == 2
+    female_parents = storage.get_trial_system_attrs(trial._trial_id)[FEMALE_PARENTS_KEY]
+    assert sorted(female_parents) == sorted(rivals)  # not this worker's top females
+    population = load_females(study, 1)
+    assert population is not None and [m.trial for m in population.members] == rivals
 
 
 def test_rank_males_predicts_pruned_and_drops_unusable() -> None:

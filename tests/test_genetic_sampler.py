@@ -203,6 +203,108 @@ def test_multi_objective_refused_with_clear_error() -> None:
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=GeneticSampler())
     with pytest.raises(ValueError, match="single-objective"):
         study.optimize(lambda t: (t.suggest_float("x", 0, 1), 0.0), n_trials=1)
+    # The trial created before the refusal is not left RUNNING.
+    assert [t.state for t in study.get_trials(deepcopy=False)] == [TrialState.FAIL]
+
+
+def _generation_zero(
+    study: optuna.Study, values: list[float], name: str = "x"
+) -> list[optuna.Trial]:
+    trials = [study.ask() for _ in values]
+    for trial, value in zip(trials, values):
+        trial.suggest_float(name, 0, 1)
+        study.tell(trial, value)
+    return trials
+
+
+def test_an_elite_held_by_a_concurrent_trial_is_not_copied_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(
+        storage=storage, sampler=GeneticSampler(population_size=2, n_elites=1, seed=0)
+    )
+    best, _ = _generation_zero(study, [1.0, 2.0])
+    first = study.ask()
+    assert optuna_evo.lineage(first) == optuna_evo.Lineage(1, "elite", (0,), (0,))
+
+    # A second worker that does not see `first`'s generation yet (it is still being planned
+    # there) counts the same slot, 0: the elite's slot.
+    rival = GeneticSampler(population_size=2, n_elites=1, seed=1)
+    monkeypatch.setattr(rival, "_generation_and_slot", lambda study: (1, 0))
+    other = optuna.load_study(study_name=study.study_name, storage=storage, sampler=rival)
+    second = other.ask()
+    info = optuna_evo.lineage(second)
+    assert info is not None and info.generation == 1 and info.role != "elite"
+
+    # A claim of a trial still being planned (no lineage yet) also holds: after two tries the
+    # trial moves on instead of copying the elite a second time.
+    third_id = storage.create_new_trial(study._study_id)
+    storage.set_trial_system_attr(third_id, "optuna_evo:elite_of", [1, best._trial_id])
+    fourth = other.ask()
+    assert optuna_evo.lineage(fourth).role != "elite"  # type: ignore[union-attr]
+    elites = [t for t in study.get_trials() if optuna_evo.lineage(t, study)]
+    assert [optuna_evo.lineage(t, study).role for t in elites].count("elite") == 1
+
+
+def test_a_trial_finishing_after_selection_is_still_considered() -> None:
+    study = optuna.create_study(sampler=GeneticSampler(population_size=2, seed=0))
+    late = study.ask()  # generation 0, finishes only after generation 1's parents are chosen
+    late.suggest_float("x", 0, 1)
+    _generation_zero(study, [1.0, 2.0])
+    generation_1 = _generation_zero(study, [3.0, 4.0])
+    study.tell(late, -100.0)
+    assert {optuna_evo.lineage(t).generation for t in generation_1} == {1}  # type: ignore[union-attr]
+    next_trial = study.ask()
+    info = optuna_evo.lineage(next_trial)
+    assert info is not None and info.generation == 2
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    # The best trial of the study survives although generation 1's selection never saw it.
+    assert attrs["GeneticSampler:parent:2"] == [late._trial_id]
+    assert late._trial_id not in attrs["GeneticSampler:considered:1"]
+    assert late._trial_id in attrs["GeneticSampler:considered:2"]
+    assert info.parent_ids == (late._trial_id,)
+
+
+def test_workers_go_on_with_the_stored_parent_population(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+        sampler=GeneticSampler(population_size=2, seed=0),
+    )
+    best, worse = _generation_zero(study, [1.0, 2.0])
+    # A concurrent worker that saw other trials stores its own selection just after this one.
+    storage, key = study._storage, "GeneticSampler:parent:1"
+    write = storage.set_study_system_attr
+
+    def and_a_rival(study_id: int, name: str, value: object) -> None:
+        write(study_id, name, value)
+        if name == key:
+            write(study_id, name, [worse._trial_id])
+
+    monkeypatch.setattr(storage, "set_study_system_attr", and_a_rival)
+    child = study.ask()
+    info = optuna_evo.lineage(child)
+    assert info is not None and info.parent_ids == (worse._trial_id,)  # not this worker's pick
+    assert storage.get_study_system_attrs(study._study_id)[key] == [worse._trial_id]
+
+
+def test_a_sampler_reused_for_another_study_plans_its_trials_afresh() -> None:
+    sampler = GeneticSampler(population_size=2, seed=0)
+    first = optuna.create_study(sampler=sampler)
+    _generation_zero(first, [1.0, 2.0])
+    first.ask()  # asked, never told: its plan stays cached under trial id 2
+    second = optuna.create_study(sampler=sampler)  # in memory too: its trial ids repeat
+    _generation_zero(second, [5.0, 6.0])
+    trial = second.ask()
+    info = optuna_evo.lineage(trial)
+    assert info is not None and info.generation == 1
+    parent_params = [p.params for p in optuna_evo.parents(trial)]
+    assert parent_params and all(p in [t.params for t in second.trials[:2]] for p in parent_params)
+    assert (
+        second._storage.get_trial_system_attrs(trial._trial_id)["GeneticSampler:generation"] == 1
+    )
 
 
 @pytest.mark.parametrize(

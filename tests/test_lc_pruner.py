@@ -165,6 +165,32 @@ def test_self_calibration_absorbs_a_biased_predictor() -> None:
     assert harsh_steps < calibrated_steps
 
 
+def test_one_pruner_for_several_in_memory_studies() -> None:
+    # Every in-memory study is study 0 of its own storage: the pruner's caches must not carry
+    # one study's calibration into the next.
+    def decision(pruner: LearningCurvePruner, final_offset: float) -> bool:
+        study = optuna.create_study(pruner=pruner)
+        for k in range(5):  # finals = last report + final_offset
+            reports = {s: 1.0 + 0.1 * k + 1.0 / (s + 1) for s in range(10)}
+            study.add_trial(
+                optuna.trial.create_trial(
+                    value=reports[9] + final_offset, intermediate_values=reports
+                )
+            )
+        trial = study.ask()
+        for s in range(4):
+            trial.report(3.0 + 1.0 / (s + 1), s)
+        return trial.should_prune()
+
+    def make() -> LearningCurvePruner:
+        return LearningCurvePruner(min_steps=3, min_finished_trials=3, n_best=1)
+
+    fresh = decision(make(), 0.0)
+    shared = make()
+    decision(shared, -10.0)  # finals far better than the curves promise
+    assert decision(shared, 0.0) == fresh
+
+
 def test_predictor_choice() -> None:
     fixed = FemaleGenome.last_value()
     assert LearningCurvePruner(predictor=fixed).predictor_for(optuna.create_study()) is fixed

@@ -90,6 +90,27 @@ def test_elites_reappear_with_identical_params_and_parent_link() -> None:
         pytest.fail("no elite continues the best agent")
 
 
+def test_an_enqueued_agent_keeps_the_architecture_it_ran() -> None:
+    sampler = MAGESampler("multi", SPACE, population_size=3, n_elites=1, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    enqueued = {"arch_n_hidden": 3, "arch_activation": "tanh"}
+    enqueued.update({f"arch_width_{k}": w for k, w in enumerate((40, 48, 56))})
+    study.enqueue_trial(enqueued)
+
+    def objective(trial: optuna.Trial) -> float:
+        arch = suggest_architecture(trial, SPACE)
+        return 0.0 if trial.number == 0 else 1.0 + sum(arch.widths) / 1000  # trial 0 is best
+
+    study.optimize(objective, n_trials=9)
+    ran = Architecture([20, 40, 48, 56, 3], "tanh")
+    assert Architecture.from_dict(study.trials[0].system_attrs["optuna_evo:architecture"]) == ran
+    elites = [t for t in study.trials if optuna_evo.lineage(t, study).parent_numbers == (0,)]
+    elites = [t for t in elites if optuna_evo.lineage(t, study).role == "elite"]
+    assert len(elites) == 2  # generations 1 and 2 continue the best agent, as it ran
+    for t in elites:
+        assert _architectures(study)[t.number] == ((20, 40, 48, 56, 3), "tanh")
+
+
 def test_rank_scaled_mutation_mutates_the_worst_agents_more() -> None:
     def objective(trial: optuna.Trial) -> float:
         return sum((trial.suggest_float(f"x{i}", -1, 1) - 0.5) ** 2 for i in range(12))

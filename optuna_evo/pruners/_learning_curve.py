@@ -115,7 +115,7 @@ class LearningCurvePruner(BasePruner):
         self._predictor = predictor
         self._lock = threading.Lock()
         # Caches of storage reads, keyed by what invalidates them.
-        self._female_cache: dict[tuple[int, int], CurvePredictor] = {}
+        self._female_cache: dict[tuple[object, int, int], CurvePredictor] = {}
         self._residual_key: tuple[object, ...] | None = None
         self._residuals: dict[tuple[int, float], float | None] = {}
 
@@ -173,8 +173,10 @@ class LearningCurvePruner(BasePruner):
     def _predictor_for(self, study: Study, n_trials: int) -> CurvePredictor:
         if self._predictor is not None:
             return self._predictor
-        # A new female population is stored only when a trial is created: re-read then.
-        key = (study._study_id, n_trials)
+        # A new female population is stored only when a trial is created: re-read then. The
+        # storage is part of the key: study ids repeat across storages (every in-memory study
+        # is study 0) when one pruner serves several studies.
+        key = (study._storage, study._study_id, n_trials)
         with self._lock:
             cached = self._female_cache.get(key)
         if cached is None:
@@ -196,7 +198,7 @@ class LearningCurvePruner(BasePruner):
         # How much better than predicted (from reports up to `step`) COMPLETE trials ended.
         # Each (trial, step) residual is computed once per predictor and target.
         who = predictor if isinstance(predictor, FemaleGenome) else id(predictor)
-        key = (study._study_id, who, target, sign)
+        key = (study._storage, study._study_id, who, target, sign)
         with self._lock:
             if self._residual_key != key:
                 self._residual_key, self._residuals = key, {}

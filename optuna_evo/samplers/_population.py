@@ -13,7 +13,12 @@ trial system attr ``optuna_evo:lineage``  ``{"generation": g, "role": r, "parent
 trial user attrs ``optuna_evo:generation``,  mirror of the lineage for optuna-dashboard (which
 ``optuna_evo:role``, ``optuna_evo:parents``  shows user attrs only); ``parents`` holds numbers
 study system attr ``{Class}:parent:{g}``  trial ids of generation ``g``'s parent population,
-                                          written by the first worker that needs it
+                                          written by the first worker that needs it, then
+                                          read back (see ``get_parent_population``)
+study system attr ``{Class}:considered:{g}``  trial ids of every candidate that selection saw,
+                                          so that a trial finishing late is still considered
+trial system attr ``optuna_evo:elite_of``  ``[g, parent id]``: an elite's claim on the parent it
+                                          copies, so two workers never copy one elite
 trial system attr ``optuna_evo:weight_noise``  std of the noise a child adds to the weights it
                                           inherits (MAGE; read by ``checkpoint.load_parent``)
 trial system attrs ``optuna_evo:architecture``,  MAGE: the agent's architecture, its
@@ -52,7 +57,9 @@ generation 0 when enqueued before the run), ``elite`` (copied unchanged from a p
 A trial's generation is the newest generation that has finished (COMPLETE or PRUNED) trials,
 or the next one once that generation holds ``population_size`` finished trials. Running trials
 do not count, so concurrent workers may overfill a generation; selection trims it. Its *slot*
-(how many trials the generation already had) decides whether it is an elite.
+(how many trials the generation already had) decides whether it is an elite; an elite claims
+its parent (write, then read the other trials' claims), and a trial that loses the claim to a
+concurrent one takes the next slot, so each elite is copied once per generation.
 """
 
 from __future__ import annotations
@@ -106,6 +113,11 @@ _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _ASSISTED_ROLES = ("random", "child", "mutant")
 _ARCH_GENE = "<architecture>"  # remutate(): the architecture counts as one gene
 _FALLBACK_CLAIMS = 50  # bound on lost races after the retries (each loss shrinks the space)
+ELITE_KEY = "optuna_evo:elite_of"
+_ELITE_ATTEMPTS = 2  # claims of one elite before moving on (a second try after both backed off)
+# Pause between storing a shared decision and reading it back, so that a concurrent worker's
+# write lands first and both go on with the same stored value (not needed in memory: one process).
+_SETTLE_PAUSE_S = 0.05
 _logger = optuna.logging.get_logger(__name__)
 
 
@@ -200,6 +212,21 @@ def parents(trial: optuna.Trial | FrozenTrial, study: Study | None = None) -> li
     return [storage.get_trial(i) for i in info.parent_ids]
 
 
+def settle_study_attr(study: Study, key: str, value: Any) -> Any:
+    """Store a decision that every worker must share, and return the one the study holds.
+
+    Optuna's storages have no compare-and-set, so workers that compute the decision at the
+    same moment all write it. Each reads it back after a short pause, by which time a
+    concurrent write has usually landed, and goes on with the stored value, not its own.
+    """
+    storage = study._storage
+    storage.set_study_system_attr(study._study_id, key, value)
+    if isinstance(storage, optuna.storages.InMemoryStorage):
+        return value  # one process; the sampler's lock orders its threads
+    time.sleep(_SETTLE_PAUSE_S)
+    return storage.get_study_system_attrs(study._study_id).get(key, value)
+
+
 @dataclass
 class Plan:
     """What one trial inherits, decided once in ``before_trial``.
@@ -280,9 +307,12 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         self._base_seed: int | None = None
         self._mirror_user_attrs = mirror_user_attrs
         self._plans: dict[int, Plan] = {}
+        # Candidate ids of a selection in progress, stored with its result (see
+        # selection_candidates).
+        self._considered: dict[tuple[int, int], list[int]] = {}
         # Weak keys: an entry dies with its storage, so a reused address never serves stale
         # trials of another study.
-        self._parent_cache: weakref.WeakKeyDictionary[Any, dict[tuple[int, int], list]] = (
+        self._parent_cache: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], list]] = (
             weakref.WeakKeyDictionary()
         )
         # Keys annotate() may write; subclasses list theirs so plans can be rebuilt anywhere.
@@ -433,6 +463,13 @@ class PopulationSampler(BaseGASampler, abc.ABC):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         """Assign the trial's generation, role and parents, and record them in storage."""
+        if len(study.directions) > 1:
+            # Fail the trial just created, so that it is not left RUNNING.
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            self._check_single_objective(study)
+        with self._lock:
+            # A plan cached under this id may be another study's (ids repeat across storages).
+            self._plans.pop(trial._trial_id, None)
         self._plan(study, trial)
 
     def after_trial(
@@ -445,10 +482,20 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         """Drop the trial's cached plan (its lineage stays in storage).
 
         With the duplicate cache on, a finished trial's hash is rewritten from the params it
-        actually used (they differ from the drawn configuration in conditional spaces).
+        actually used (they differ from the drawn configuration in conditional spaces). With an
+        architecture space, so is an enqueued trial's architecture (its fixed params decide it).
         """
         with self._lock:
             self._plans.pop(trial._trial_id, None)
+        info = trial.system_attrs.get(LINEAGE_KEY) or {}
+        if self._arch_space is not None and info.get("role") == "enqueued" and state in _FINISHED:
+            # The enqueued params, not the planned architecture, are what the trial ran; its
+            # elites and children inherit this.
+            ran = self._arch_space.from_params(trial.params)
+            if ran is not None and trial.system_attrs.get(ARCHITECTURE_KEY) != ran.to_dict():
+                study._storage.set_trial_system_attr(
+                    trial._trial_id, ARCHITECTURE_KEY, ran.to_dict()
+                )
         if self._assist is not None and self._assist.deduplicate and state in _FINISHED:
             actual = config_hash(trial.params)
             if trial.system_attrs.get(CONFIG_HASH_KEY) != actual:
@@ -476,6 +523,7 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         del state["_lock"]
         del state["_parent_cache"]
         state["_plans"] = {}
+        state["_considered"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -530,27 +578,56 @@ class PopulationSampler(BaseGASampler, abc.ABC):
     def get_parent_population(self, study: Study, generation: int) -> list[FrozenTrial]:
         """Return generation ``generation``'s parent population (empty for generation 0).
 
-        The first worker that needs it selects it (:meth:`select_parent`) and stores the trial
-        ids in the study's system attrs; everyone else reads them. Finished trials never
-        change, so each worker also keeps the trials in memory per storage object.
+        The first worker that needs it selects it (:meth:`select_parent`), stores the trial ids
+        in the study's system attrs and, after a short pause, reads them back: workers that
+        selected at the same moment go on with the one stored value (the last write). The ids
+        are read from storage on every call, so a generation's parent population is the stored
+        one everywhere; the trials themselves are cached per storage object.
         """
         if generation == 0:
             return []
-        per_study = self._parent_cache.setdefault(study._storage, {})
-        cache_key = (study._study_id, generation)
+        storage, study_id = study._storage, study._study_id
+        attr = self._get_parent_cache_key_prefix() + str(generation)
+        ids = storage.get_study_system_attrs(study_id).get(attr)
+        if ids is None:
+            selected = self.select_parent(study, generation)
+            considered = self._considered.pop((study_id, generation), None)
+            if considered is not None:
+                storage.set_study_system_attr(
+                    study_id, self._considered_key(generation), considered
+                )
+            ids = settle_study_attr(study, attr, [t._trial_id for t in selected])
+        per_study = self._parent_cache.setdefault(storage, {})
+        cache_key = (study_id, generation, tuple(ids))
         cached = per_study.get(cache_key)
         if cached is None:
-            attr = self._get_parent_cache_key_prefix() + str(generation)
-            ids = study._storage.get_study_system_attrs(study._study_id).get(attr)
-            if ids is None:
-                cached = self.select_parent(study, generation)
-                study._storage.set_study_system_attr(
-                    study._study_id, attr, [t._trial_id for t in cached]
-                )
-            else:
-                cached = [study._storage.get_trial(i) for i in ids]
-            per_study[cache_key] = cached
+            cached = per_study[cache_key] = [storage.get_trial(i) for i in ids]
         return cached
+
+    def selection_candidates(self, study: Study, generation: int) -> list[FrozenTrial]:
+        """The trials generation ``generation``'s selection ranks ((μ+λ)).
+
+        These are the finished trials of the previous generation, that generation's parent
+        population, and the stragglers: trials of the generation before it that finished only
+        after that selection was made (concurrent workers leave some at every generation's
+        boundary). The ids are recorded as ``{Class}:considered:{generation}``.
+        """
+        candidates = {t._trial_id: t for t in self.get_population(study, generation - 1)}
+        for t in self.get_parent_population(study, generation - 1):
+            candidates.setdefault(t._trial_id, t)
+        if generation >= 2:
+            attrs = study._storage.get_study_system_attrs(study._study_id)
+            seen = attrs.get(self._considered_key(generation - 1))
+            if seen is not None:
+                seen = set(seen)
+                for t in self.get_population(study, generation - 2):
+                    if t._trial_id not in seen:
+                        candidates.setdefault(t._trial_id, t)
+        self._considered[(study._study_id, generation)] = list(candidates)
+        return list(candidates.values())
+
+    def _considered_key(self, generation: int) -> str:
+        return f"{type(self).__name__}:considered:{generation}"
 
     def _plan(self, study: Study, trial: FrozenTrial) -> Plan:
         with self._lock:
@@ -581,6 +658,9 @@ class PopulationSampler(BaseGASampler, abc.ABC):
             parent_population = self.get_parent_population(study, generation)
             if parent_population:
                 role, chosen = self.make_child(study, generation, slot, parent_population, rng)
+                while role == "elite" and not self._claim_elite(study, trial, generation, chosen):
+                    slot += 1  # a concurrent trial copies this elite: take the next slot
+                    role, chosen = self.make_child(study, generation, slot, parent_population, rng)
             else:
                 role = "random"
         info = Lineage(
@@ -614,6 +694,32 @@ class PopulationSampler(BaseGASampler, abc.ABC):
                 if key in extras:
                     storage.set_trial_user_attr(trial._trial_id, key, extras[key])
         return Plan(info, chosen, rng, extras)
+
+    def _claim_elite(
+        self, study: Study, trial: FrozenTrial, generation: int, chosen: list[FrozenTrial]
+    ) -> bool:
+        # Write, then read the other trials' claims (as duplicates.claim does for hashes): of
+        # two trials claiming one elite, the later reader sees the other, so both never keep
+        # it. Both may back off; they release, wait a random moment and try once more.
+        storage = study._storage
+        value = [generation, chosen[0]._trial_id]
+        rng = np.random.RandomState([trial.number, generation])
+        for _ in range(_ELITE_ATTEMPTS):
+            storage.set_trial_system_attr(trial._trial_id, ELITE_KEY, value)
+            rivals = [
+                t
+                for t in storage.get_all_trials(study._study_id, deepcopy=False)
+                if t._trial_id != trial._trial_id
+                and t.state != TrialState.FAIL
+                and t.system_attrs.get(ELITE_KEY) == value
+            ]
+            if not rivals:
+                return True
+            storage.set_trial_system_attr(trial._trial_id, ELITE_KEY, None)
+            if any(LINEAGE_KEY in t.system_attrs for t in rivals):
+                return False  # a rival is past planning: the elite is its
+            time.sleep(float(rng.uniform(0.0, 0.02)))
+        return False
 
     # -- predictor-assisted children (see PredictorAssist) ---------------------------------
 

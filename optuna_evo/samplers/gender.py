@@ -38,6 +38,7 @@ from optuna_evo.predictors.population import trial_curve
 from optuna_evo.samplers._population import Lineage
 from optuna_evo.samplers._population import Plan
 from optuna_evo.samplers._population import PopulationSampler
+from optuna_evo.samplers._population import settle_study_attr
 
 
 def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
@@ -225,8 +226,9 @@ class GenderSampler(PopulationSampler):
         Generation ``g``'s females are a pure function of the study's trials: the females
         carried by generation ``g - 1``'s trials, generation ``g - 1``'s top females ((μ+λ))
         and :data:`~optuna_evo.predictors.DEFAULT_FEMALE`, scored on the most recent
-        ``max_scoring_males`` COMPLETE males of generations before ``g``. Any worker computes
-        the same thing; concurrent writes store the same content.
+        ``max_scoring_males`` COMPLETE males of generations before ``g``. Workers that compute
+        it at the same moment may see different trials; each reads the stored population back
+        and uses that one (see :func:`~optuna_evo.samplers._population.settle_study_attr`).
         """
         if generation < 1:
             raise ValueError(
@@ -249,9 +251,11 @@ class GenderSampler(PopulationSampler):
         previous = FemalePopulation.from_dict(attrs[females_key(first - 1)]) if first > 1 else None
         trials = study._get_trials(deepcopy=False, use_cache=True)
         for g in range(first, generation + 1):
-            previous = self._breed_females(trials, g, previous)
-            study._storage.set_study_system_attr(
-                study._study_id, females_key(g), previous.to_dict()
+            bred = self._breed_females(trials, g, previous)
+            # Workers breeding at the same moment may see different trials: all go on with the
+            # stored population.
+            previous = FemalePopulation.from_dict(
+                settle_study_attr(study, females_key(g), bred.to_dict())
             )
             per_study[(study._study_id, g)] = previous
         assert previous is not None
@@ -339,13 +343,9 @@ class GenderSampler(PopulationSampler):
 
     def select_parent(self, study: Study, generation: int) -> list[FrozenTrial]:
         """The top ``n_top_males`` of the previous generation and its parents."""
-        candidates = {
-            t._trial_id: t
-            for t in self.get_population(study, generation - 1)
-            + self.get_parent_population(study, generation - 1)
-        }
+        candidates = self.selection_candidates(study, generation)
         predictor = self.female_population(study, generation).best
-        ranked = self.rank_males(study, list(candidates.values()), predictor)
+        ranked = self.rank_males(study, candidates, predictor)
         return ranked[: self._n_top_males]
 
     def make_child(

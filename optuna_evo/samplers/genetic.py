@@ -160,12 +160,8 @@ class GeneticSampler(PopulationSampler):
     def select_parent(self, study: Study, generation: int) -> list[FrozenTrial]:
         """Choose generation ``generation``'s parents from the previous generation and its
         parents, ranked best-first."""
-        candidates = {
-            t._trial_id: t
-            for t in self.get_population(study, generation - 1)
-            + self.get_parent_population(study, generation - 1)
-        }
-        ranked = rank_trials(list(candidates.values()), study.direction)
+        candidates = self.selection_candidates(study, generation)
+        ranked = rank_trials(candidates, study.direction)
         assert self._population_size is not None
         return self._selection.survivors(ranked, self._population_size)
 

@@ -189,13 +189,9 @@ class MAGESampler(PopulationSampler):
 
     def select_parent(self, study: Study, generation: int) -> list[FrozenTrial]:
         """The fittest ``population_size`` agents of the last generation and its parents."""
-        candidates = {
-            t._trial_id: t
-            for t in self.get_population(study, generation - 1)
-            + self.get_parent_population(study, generation - 1)
-        }
+        candidates = self.selection_candidates(study, generation)
         assert self._population_size is not None
-        return self.rank(list(candidates.values()), study.direction)[: self._population_size]
+        return self.rank(candidates, study.direction)[: self._population_size]
 
     def make_child(
         self,
