@@ -11,7 +11,9 @@ with its own time limit inside an overall ``--budget-s``:
   keep in ``benchmarks/results/`` (``<step>_<device>_<date>.md``), so a step that overruns
   costs only its own report;
 * ``summary.md`` in ``--out-dir`` is rewritten after every step: device and versions, each
-  step's status, wall time and report, and the end of the log of any step that failed;
+  step's status, wall time and report, and the log (its last 300 lines) of any step that
+  failed or was stopped: every script prints each run's figures as it ends, so a step stopped
+  at its limit still brings back the runs it finished;
 * a step that would start with less than :data:`MIN_STEP_S` seconds left is skipped and
   listed as such, so the call ends inside its limit.
 
@@ -101,15 +103,16 @@ class Tranche:
 TRANCHES: dict[str, Tranche] = {
     "1": Tranche(
         (
-            Step("objectives_cnn", 3, "objectives_gpu.py", ("--skip-lm",), 150),
+            Step("objectives_cnn", 3, "objectives_gpu.py", ("--skip-lm",), 140),
             Step("objectives_lm", 3, "objectives_gpu.py", ("--skip-cnn",), 180, text=True),
             Step(
                 "genreg",
                 6,
                 "genreg_gpu.py",
                 ("--candidates", "logprob,logprob-wide"),
-                240,
-                sizes=("--alphabet-budget", "45"),
+                220,
+                # Two candidates x 50 s + alphabet 45 s x 2 + throughput and the seed run.
+                sizes=("--budget", "50", "--alphabet-budget", "45"),
             ),
         ),
         540,
@@ -143,7 +146,15 @@ TRANCHES: dict[str, Tranche] = {
                 text=True,
                 sizes=("--budget-s", "90"),
             ),
-            Step("gender_cnn", 5, "gender_gpu.py", ("--skip-lm",), 120),
+            Step(
+                "gender_cnn",
+                5,
+                "gender_gpu.py",
+                ("--skip-lm",),
+                120,
+                # 2 seeds x 2 arms x 8 trials x 5 epochs: ~125k seed-CNN steps without pruning.
+                sizes=("--cnn-trials", "8", "--cnn-epochs", "5"),
+            ),
         ),
         540,
         note="gender Table 1 and the LearningCurvePruner (issue 5)",
@@ -245,7 +256,7 @@ def step_command(step: Step, out: Path, args: argparse.Namespace) -> list[str]:
     return command + ["--out", str(out)]
 
 
-def _tail(path: Path, n: int = 40) -> list[str]:
+def _tail(path: Path, n: int = 300) -> list[str]:
     try:
         return path.read_text(encoding="utf-8", errors="replace").splitlines()[-n:]
     except OSError:

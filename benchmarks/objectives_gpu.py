@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 import datetime
 import os
 from pathlib import Path
@@ -53,6 +54,7 @@ from optuna_evo.objectives.models import CharTransformer  # noqa: E402
 from optuna_evo.objectives.models import CharTransformerConfig  # noqa: E402
 from optuna_evo.objectives.models import SeedCNN  # noqa: E402
 from optuna_evo.objectives.train import TrainConfig  # noqa: E402
+from optuna_evo.objectives.train import TrainingFailed  # noqa: E402
 from optuna_evo.objectives.train import make_optimizer  # noqa: E402
 from optuna_evo.objectives.train import release_memory  # noqa: E402
 from optuna_evo.objectives.train import set_seed  # noqa: E402
@@ -339,13 +341,24 @@ def run_char_lm(
         compile=(True if mode == "default" else mode) if compile_model else False,
         stop_at_val_loss=args.lm_target,
     )
+    compiled = mode if compile_model else "no"
     set_seed(0)
-    model = CharTransformer(model_cfg)
-    result = train(model, data, config)
+    try:
+        result = train(CharTransformer(model_cfg), data, config)
+    except Exception as e:
+        if not config.compile or isinstance(e, TrainingFailed):
+            raise
+        # A compiler problem on the image must not cost the section: measure eagerly instead.
+        print(f"charlm with torch.compile failed ({e!r}); running eagerly", flush=True)
+        release_memory(device)
+        compiled = f"no (compile mode {mode!r} failed: {type(e).__name__})"
+        config = replace(config, compile=False)
+        set_seed(0)
+        result = train(CharTransformer(model_cfg), data, config)
     reached = next((r for r in result.history if r.val_loss <= args.lm_target), None)
     summary = {
         "config": model_cfg,
-        "compile": mode if compile_model else "no",
+        "compile": compiled,
         "batch": batch,
         "steps": result.steps,
         "best_val_loss": result.best_val_loss,

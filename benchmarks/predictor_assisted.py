@@ -43,6 +43,7 @@ from benchmarks._common import cpu_model  # noqa: E402
 import optuna_evo  # noqa: E402
 from optuna_evo.objectives import MLP  # noqa: E402
 from optuna_evo.objectives import TrainConfig  # noqa: E402
+from optuna_evo.objectives import TrainingFailed  # noqa: E402
 from optuna_evo.objectives import load_image_dataset  # noqa: E402
 from optuna_evo.objectives import train  # noqa: E402
 from optuna_evo.objectives.data import ClassificationSplits  # noqa: E402
@@ -138,9 +139,14 @@ def run_one(
         warnings.simplefilter("ignore", ExperimentalWarning)
         study = optuna.create_study(sampler=_sampler(arm, config, seed))
     start = time.perf_counter()
-    study.optimize(objective, n_trials=config.generations * config.population)
+    # A diverged or out-of-memory trial fails alone; the run goes on.
+    study.optimize(
+        objective, n_trials=config.generations * config.population, catch=(TrainingFailed,)
+    )
     wall = time.perf_counter() - start
     trials = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if not trials:
+        raise RuntimeError(f"{arm}, seed {seed}: no trial completed (see the failed trials).")
     best = min(trials, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
     curve, so_far = [], math.inf
     for i, t in enumerate(study.trials):

@@ -6,6 +6,7 @@ table row with finite numbers and a goal line, and that these checks reject brok
 
 from __future__ import annotations
 
+from dataclasses import replace
 import math
 from pathlib import Path
 import re
@@ -13,6 +14,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # ``benchmarks`` is not an installed package
@@ -225,3 +227,28 @@ def test_gender_report_check_rejects_broken_reports(gender_report: str) -> None:
     cnn = next(line for line in lines if line.startswith("| LearningCurvePruner | 0 |"))
     with pytest.raises(AssertionError):
         _check_gender_report(gender_report.replace(cnn + "\n", "", 1))
+
+
+def test_char_lm_runs_eagerly_when_compile_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import objectives_gpu
+    from optuna_evo.objectives.data import make_text_splits
+
+    real_train = objectives_gpu.train
+    compile_flags: list[object] = []
+
+    def train(model, data, config, *args, **kwargs):  # type: ignore[no-untyped-def]
+        compile_flags.append(config.compile)
+        if config.compile:
+            raise RuntimeError("inductor: no working C++ compiler")  # as on a broken image
+        return real_train(model, data, replace(config, device="cpu"), *args, **kwargs)
+
+    monkeypatch.setattr(objectives_gpu, "train", train)
+    text = "".join(chr(97 + (i * i + 3 * i) % 26) for i in range(20000))
+    args = objectives_gpu.parse_args(["--quick", "--lm-max-steps", "10"])
+    # The section compiles on CUDA only; the stand-in train above runs it on the CPU.
+    summary, history = objectives_gpu.run_char_lm(
+        make_text_splits(text, "cpu"), args, torch.device("cuda")
+    )
+    assert compile_flags == [True, False]
+    assert summary["compile"].startswith("no (compile mode 'default' failed: RuntimeError")
+    assert summary["steps"] == 10 and history

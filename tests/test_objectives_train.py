@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
+import shutil
 
 import optuna
 import pytest
@@ -111,6 +113,63 @@ def test_time_budget_and_target_stop_early(blobs: ClassificationSplits) -> None:
     assert timed.stopped_by == "time" and timed.steps >= 1 and len(timed.history) == 1
     target = train(small_mlp(blobs), blobs, cpu_config(epochs=50, stop_at_val_loss=10.0))
     assert target.stopped_by == "target" and len(target.history) == 1
+
+
+def _forward_dtypes(model: nn.Module) -> list[torch.dtype]:
+    """Record the output dtype of every forward call of ``model``."""
+    dtypes: list[torch.dtype] = []
+    model.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
+    return dtypes
+
+
+def test_bf16_autocast_path_trains_with_float32_weights_and_results(
+    blobs: ClassificationSplits,
+) -> None:
+    # The CUDA default (amp on) run on the CPU: the same code path bar the device.
+    eager = train(small_mlp(blobs), blobs, cpu_config(epochs=3, evaluate_test=True))
+    model = small_mlp(blobs)
+    dtypes = _forward_dtypes(model)
+    amp = train(model, blobs, cpu_config(epochs=3, evaluate_test=True, amp=True))
+    # Training steps ran under autocast; evaluations (3 validation, 1 test) in fp32.
+    assert dtypes.count(torch.bfloat16) == amp.steps
+    assert dtypes.count(torch.float32) == 4 and len(dtypes) == amp.steps + 4
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    for value in (amp.val_loss, amp.train_loss, amp.test_loss, amp.val_accuracy):
+        assert type(value) is float and math.isfinite(value)
+    assert amp.val_accuracy is not None and eager.val_accuracy is not None
+    assert amp.val_accuracy > 0.8 and abs(amp.val_accuracy - eager.val_accuracy) < 0.05
+    assert amp.val_loss == pytest.approx(eager.val_loss, abs=0.05)
+
+    text = "".join(chr(97 + (i * i + 3 * i) % 26) for i in range(4000))
+    torch.manual_seed(0)
+    lm = CharTransformer(
+        CharTransformerConfig(vocab_size=26, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    )
+    lm_dtypes = _forward_dtypes(lm)
+    config = cpu_config(amp=True, batch_size=8, max_steps=30, eval_interval=15, eval_iters=2)
+    result = train(lm, make_text_splits(text, "cpu"), config)
+    assert set(lm_dtypes) == {torch.bfloat16}  # nanoGPT evaluates under autocast too
+    assert [r.step for r in result.history] == [15, 30]
+    assert result.history[-1].val_loss < result.history[0].val_loss < math.log(26) + 0.5
+
+
+@pytest.mark.skipif(
+    not any(shutil.which(cc) for cc in ("cc", "gcc", "g++", "clang")),
+    reason="torch.compile on CPU needs a C/C++ compiler",
+)
+def test_compiled_model_trains_like_the_eager_one(blobs: ClassificationSplits) -> None:
+    # The GPU benchmarks compile by default; the loop must drive a compiled model the same way
+    # (step marking for CUDA graphs, per-batch shapes, evaluation) and reach the same result.
+    config = cpu_config(epochs=2, batch_size=100, evaluate_test=True)
+    eager = train(small_mlp(blobs), blobs, config)
+    model = small_mlp(blobs)
+    compiled = train(model, blobs, dataclasses.replace(config, compile=True))
+    assert compiled.steps == eager.steps and compiled.stopped_by == "epochs"
+    assert compiled.val_loss == pytest.approx(eager.val_loss, rel=1e-3)
+    assert compiled.test_accuracy == pytest.approx(eager.test_accuracy, abs=0.01)
+    # The compiled wrapper shares its parameters: the trained weights are in ``model``.
+    assert compiled.n_params == sum(p.numel() for p in model.parameters())
+    assert not torch.equal(model.linears[0].weight, small_mlp(blobs).linears[0].weight)
 
 
 def test_schedulers() -> None:
