@@ -417,6 +417,7 @@ def test_per_class_accuracy_table() -> None:
         {"init_scale": -1.0},
         {"elitism": 41},
         {"adaptive_mutation": -0.1},
+        {"mutation_scale": 50.0, "adaptive_mutation": 0.1},  # self-adapted scales stay <= 10
         {"fitness": "loss"},
         {"mode": "threads"},
         {"seed": -1},
@@ -426,6 +427,19 @@ def test_bad_trainer_arguments_raise_value_error(kwargs: dict[str, Any]) -> None
     name = next(iter(kwargs))
     with pytest.raises(ValueError, match=name.split("_")[0]):
         GenregTrainer(device="cpu", **kwargs)
+
+
+def test_inputs_of_any_dtype_are_used_as_floats() -> None:
+    x = torch.randint(0, 256, (60, 4), dtype=torch.uint8)
+    y = torch.arange(60) % 3
+    results = []
+    for inputs in (x, x.double(), x.float()):
+        trainer = GenregTrainer(layers=[4, 3], population=8, seed=0, device="cpu")
+        trainer.fit(inputs, y, 3)
+        results.append(
+            (trainer.evaluate(inputs, y), trainer.best_genome().predict(inputs).tolist())
+        )
+    assert results[0] == results[1] == results[2]
 
 
 def test_other_bad_arguments_raise_value_error(tmp_path: Path) -> None:

@@ -446,6 +446,15 @@ def test_a_running_configuration_is_taken() -> None:
     assert stored == config_hash(second.params)
 
 
+def test_hash_counts_equal_values_as_one_configuration() -> None:
+    assert config_hash({"a": -0.0, "b": 1}) == config_hash({"b": 1, "a": 0.0})
+    assert config_hash({"a": np.float64(0.25), "b": np.int64(3)}) == config_hash(
+        {"a": 0.25, "b": 3}
+    )
+    assert config_hash({"flag": np.bool_(True)}) == config_hash({"flag": True})
+    assert config_hash({"a": 1}) != config_hash({"a": 1.0}) != config_hash({"a": True})
+
+
 def test_hash_is_rewritten_from_the_actual_params_in_conditional_spaces() -> None:
     def objective(trial: optuna.Trial) -> float:
         kind = trial.suggest_categorical("kind", ["a", "b"])

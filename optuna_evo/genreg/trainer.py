@@ -313,7 +313,7 @@ class Genome:
 
     def logits(self, x: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
         """Logits ``[N, C]`` of inputs ``x`` (flattened to ``[N, in]``), in chunks."""
-        x = x.reshape(len(x), -1).to(self.device)
+        x = x.reshape(len(x), -1).to(self.device, self.weights[0].dtype)
         chunks = [
             forward(self.weights, self.biases, x[i : i + batch_size], self.activation)
             for i in range(0, len(x), batch_size)
@@ -485,6 +485,13 @@ class GenregTrainer:
         self.adaptive_mutation = _check_float(
             "adaptive_mutation", adaptive_mutation, 0.0, math.inf
         )
+        if self.adaptive_mutation > 0 and not _MIN_SCALE <= self.mutation_scale <= _MAX_SCALE:
+            # The self-adapted scales are kept in this range: a start outside it would be
+            # clamped after one generation.
+            raise ValueError(
+                f"mutation_scale must be in [{_MIN_SCALE}, {_MAX_SCALE}] with adaptive_mutation "
+                f"on, got {mutation_scale!r}."
+            )
         if fitness not in FITNESSES:
             raise ValueError(f"fitness must be one of {FITNESSES}, got {fitness!r}.")
         self.fitness = fitness
@@ -638,7 +645,8 @@ class GenregTrainer:
         return self.best_genome().per_class_accuracy(self._flat(x), y, self.layers[-1])
 
     def _flat(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(len(x), -1).to(self.device)
+        # Any input dtype (uint8 pixels, float64 arrays) in the population's float dtype.
+        x = x.reshape(len(x), -1).to(self.device, self.theta.dtype)
         if x.shape[1] != self.layers[0]:
             raise ValueError(f"inputs have {x.shape[1]} features, layers[0] is {self.layers[0]}.")
         return x

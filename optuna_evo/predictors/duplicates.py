@@ -37,10 +37,20 @@ def config_hash(params: Mapping[str, Any]) -> str:
     """Return a short, stable hash of a parameter dict (names and exact values).
 
     Values are compared exactly and by JSON type (``1``, ``1.0`` and ``True`` differ), which
-    matches how a sampler returns native values of one distribution type per parameter.
+    matches how a sampler returns native values of one distribution type per parameter. NumPy
+    scalars count as their Python values, and ``-0.0`` as ``0.0``.
     """
-    text = json.dumps(sorted(params.items()), separators=(",", ":"), allow_nan=True)
+    items = sorted((name, _canonical(value)) for name, value in params.items())
+    text = json.dumps(items, separators=(",", ":"), allow_nan=True)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        value += 0.0  # -0.0 == 0.0 but would print differently
+    return value
 
 
 def taken_hashes(trials: Iterable[FrozenTrial], exclude_trial_id: int | None = None) -> set[str]:
