@@ -125,15 +125,23 @@ class LoadReport:
         return not (self.partial or self.missing or self.unexpected or self.skipped)
 
 
-def default_artifact_store() -> FileSystemArtifactStore:
+def default_artifact_dir(fallback: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of :func:`default_artifact_store`: ``$OPTUNA_EVO_ARTIFACT_DIR`` if set,
+    else ``fallback``, else ``./optuna-evo-artifacts`` (relative to the working directory)."""
+    return Path(os.environ.get(ARTIFACT_DIR_ENV) or fallback or _DEFAULT_ARTIFACT_DIR)
+
+
+def default_artifact_store(
+    fallback: str | os.PathLike[str] | None = None,
+) -> FileSystemArtifactStore:
     """Return the store used when no ``artifact_store`` is given.
 
-    A :class:`~optuna.artifacts.FileSystemArtifactStore` in the folder named by the
-    ``OPTUNA_EVO_ARTIFACT_DIR`` environment variable, ``./optuna-evo-artifacts`` by default
-    (relative to the working directory), created if missing. For several workers, point the
-    variable at a folder they all share, or pass an S3 / GCS store explicitly.
+    A :class:`~optuna.artifacts.FileSystemArtifactStore` in :func:`default_artifact_dir`
+    (the ``OPTUNA_EVO_ARTIFACT_DIR`` environment variable, else ``fallback``, else
+    ``./optuna-evo-artifacts``), created if missing. For several workers, point the variable
+    at a folder they all share, or pass an S3 / GCS store explicitly.
     """
-    path = Path(os.environ.get(ARTIFACT_DIR_ENV) or _DEFAULT_ARTIFACT_DIR)
+    path = default_artifact_dir(fallback)
     path.mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(path)
 

@@ -16,8 +16,13 @@ of a study are comparable wherever they ran. Only the device and the data direct
 per machine.
 
 MAGE runs (``--sampler mage``) keep every agent's weights in
-:func:`optuna_evo.checkpoint.default_artifact_store`: ``./optuna-evo-artifacts``, or the folder
-named by ``OPTUNA_EVO_ARTIFACT_DIR``, which workers on several machines must share.
+:func:`optuna_evo.checkpoint.default_artifact_store`: the folder named by
+``OPTUNA_EVO_ARTIFACT_DIR``, else the absolute path of ``./optuna-evo-artifacts`` where ``run``
+created the study (stored with its settings). Workers on several machines must share it.
+
+``run`` and ``worker`` record heartbeats of running trials (``--heartbeat``): a trial whose
+worker was killed is failed and re-run by the next trial to start, with the same params and
+the same place in the evolution.
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ DEFAULT_SAMPLER = "genetic"
 DEFAULT_STORAGE = "sqlite:///optuna-evo.db"
 DEFAULT_POPULATION = 10
 DEFAULT_N_TRIALS = 20
+DEFAULT_HEARTBEAT_S = 60
+MAX_RETRIES = 3
+"""Re-runs of a trial whose worker died (see :func:`open_storage`)."""
 
 CONFIG_KEY = "optuna_evo:cli"
 """Study user attr holding the settings ``run`` created the study with."""
@@ -210,6 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="char-lm search space: the paper's (up to 6 layers x 384) or a CPU-sized one "
         "(default: paper on a GPU, small on a CPU)",
     )
+    run.add_argument(
+        "--heartbeat",
+        type=_int_at_least(0),
+        default=DEFAULT_HEARTBEAT_S,
+        help="seconds between a running trial's heartbeats; a trial silent for twice as long "
+        f"(its worker was killed) is re-run, up to {MAX_RETRIES} times; 0 = off "
+        f"(default: {DEFAULT_HEARTBEAT_S})",
+    )
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     worker = sub.add_parser(
@@ -229,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="sampler seed (default: the study's for optuna-evo samplers, fresh for Optuna's)",
+    )
+    worker.add_argument(
+        "--heartbeat",
+        type=_int_at_least(0),
+        default=DEFAULT_HEARTBEAT_S,
+        help="seconds between a running trial's heartbeats; a trial silent for twice as long "
+        f"(its worker was killed) is re-run, up to {MAX_RETRIES} times; 0 = off "
+        f"(default: {DEFAULT_HEARTBEAT_S})",
     )
     worker.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -250,19 +274,37 @@ def _one_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def open_storage(url: str, must_exist: bool) -> optuna.storages.BaseStorage:
+def open_storage(url: str, must_exist: bool, heartbeat_s: int = 0) -> optuna.storages.BaseStorage:
     """Open an RDB storage URL, turning every failure into a :class:`CLIError`.
 
     With ``must_exist`` a missing SQLite file is an error instead of a new empty database.
+    With ``heartbeat_s`` > 0 a running trial records a heartbeat that often; one silent for
+    twice as long (its worker was killed) is failed by the next trial to start anywhere and
+    re-run with the same params and place in the evolution, up to :data:`MAX_RETRIES` times.
     """
     if must_exist and url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :].split("?")[0]
         if path not in ("", ":memory:") and not os.path.exists(path):
             raise CLIError(f"no SQLite database at {path!r} (storage {url})")
     try:
+        if heartbeat_s > 0:
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=heartbeat_s,
+                grace_period=2 * heartbeat_s,
+                **_retry_stale_trials(),
+            )
         return optuna.storages.get_storage(url)
     except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as e:
         raise CLIError(f"cannot open storage {url!r}: {_one_line(e)}") from None
+
+
+def _retry_stale_trials() -> dict[str, Any]:
+    # Optuna 4.9 renamed the callback and its argument; 4.8 has only the old names.
+    if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
+        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRIES)
+        return {"heartbeat_stale_trial_callback": callback}
+    return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(MAX_RETRIES)}
 
 
 def find_study_name(storage: optuna.storages.BaseStorage, url: str, name: str | None) -> str:
@@ -303,6 +345,12 @@ def new_settings(args: argparse.Namespace, device: torch.device) -> dict[str, An
         settings["epochs"] = args.epochs or (CPU_EPOCHS if on_cpu else GPU_EPOCHS[task])
         settings["max_train"] = args.max_train or (CPU_MAX_TRAIN if on_cpu else None)
         settings["max_val"] = args.max_val or (CPU_MAX_VAL if on_cpu else None)
+        if task == "mlp" and settings["sampler"] == "mage":
+            # Absolute, so that a worker started in another folder finds the checkpoints
+            # (on another machine, $OPTUNA_EVO_ARTIFACT_DIR names the shared folder there).
+            from optuna_evo.checkpoint import default_artifact_dir
+
+            settings["artifact_dir"] = str(default_artifact_dir().resolve())
     elif task == "char-lm":
         settings["max_steps"] = args.max_steps or (CPU_LM_STEPS if on_cpu else GPU_STEPS[task])
         settings["lm_size"] = args.lm_size or ("small" if on_cpu else "paper")
@@ -386,7 +434,7 @@ def make_objective(
             # ... and its children continue from their parent's weights.
             from optuna_evo.checkpoint import default_artifact_store
 
-            store = default_artifact_store()
+            store = default_artifact_store(settings.get("artifact_dir"))
         objective = MLPTask(
             "fashion-mnist",
             data_dir,
@@ -551,7 +599,7 @@ def _optimize(
 
 def _run(args: argparse.Namespace) -> int:
     device = _resolve_device(args.device)
-    storage = open_storage(args.storage, must_exist=False)
+    storage = open_storage(args.storage, must_exist=False, heartbeat_s=args.heartbeat)
     task = args.task or DEFAULT_TASK
     sampler = args.sampler or DEFAULT_SAMPLER
     study_name = args.study_name or f"optuna-evo-{task}-{sampler}"
@@ -562,6 +610,11 @@ def _run(args: argparse.Namespace) -> int:
         study_id = None
     if study_id is not None:
         stored = storage.get_study_user_attrs(study_id).get(CONFIG_KEY)
+        if stored is None and storage.get_all_trials(study_id, deepcopy=False):
+            raise CLIError(
+                f"study {study_name!r} in {args.storage} was not created by `optuna-evo run`; "
+                "pick another --study-name (its trials are of another objective)"
+            )
     if stored is not None:
         settings = dict(stored)
         check_settings(settings, args)
@@ -605,7 +658,7 @@ def _load_settings(storage: optuna.storages.BaseStorage, name: str) -> dict[str,
 
 def _worker(args: argparse.Namespace) -> int:
     device = _resolve_device(args.device)
-    storage = open_storage(args.storage, must_exist=True)
+    storage = open_storage(args.storage, must_exist=True, heartbeat_s=args.heartbeat)
     name = find_study_name(storage, args.storage, args.study_name)
     settings = _load_settings(storage, name)
     data_dir = os.path.abspath(args.data_dir) if args.data_dir else settings.get("data_dir")

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 import subprocess
 import sys
+import time
 
 import optuna
 from optuna.study import StudyDirection
@@ -158,6 +159,55 @@ def test_mage_mlp_run_worker_report_export(
     assert all(r["architecture"].startswith("784-") for r in rows)
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_a_trial_whose_worker_died_is_run_again(tmp_path: Path) -> None:
+    storage = _storage(tmp_path)
+    argv = ["run", "--storage", storage, *QUICK_IMAGES, "--population-size", "2"]
+    argv += ["--study-name", "s", "--heartbeat", "1"]
+    assert main([*argv, "--n-trials", "2"]) == 0
+    # A worker killed mid-trial: a RUNNING trial with params whose heartbeats stopped.
+    rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=1, grace_period=2)
+    study = optuna.load_study(study_name="s", storage=rdb, sampler=cli_sampler(storage))
+    dead = study.ask()
+    lr = dead.suggest_float("lr", 1e-4, 1.0, log=True)  # the retry runs with this value
+    rdb.record_heartbeat(dead._trial_id)
+    time.sleep(3.5)  # past the grace period (SQLite clocks tick in whole seconds)
+    assert main([*argv, "--n-trials", "1"]) == 0  # resumes: fails the dead trial, re-runs it
+    trials = study.get_trials()
+    assert trials[dead.number].state == TrialState.FAIL
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
+    assert retry.state == TrialState.COMPLETE and retry.params["lr"] == lr
+    # Same place in the evolution: the retry keeps the dead trial's lineage.
+    assert optuna_evo.lineage(retry, study) == optuna_evo.lineage(trials[dead.number], study)
+
+
+def cli_sampler(storage: str) -> optuna.samplers.BaseSampler:
+    """The sampler `optuna-evo worker` would build for the study ``s``."""
+    study = optuna.load_study(study_name="s", storage=storage)
+    return cli.make_sampler(study.user_attrs[CONFIG_KEY], 0)
+
+
+def test_mage_workers_in_other_folders_share_the_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(checkpoint.ARTIFACT_DIR_ENV, raising=False)
+    storage = _storage(tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    argv = ["run", "--task", "mlp", "--sampler", "mage", "--population-size", "2"]
+    assert main([*argv, "--storage", storage, *QUICK_IMAGES, "--n-trials", "2"]) == 0
+    monkeypatch.chdir(tmp_path / "b")  # a worker started elsewhere
+    assert main(["worker", "--storage", storage, "--no-progress", "--n-trials", "2"]) == 0
+    study = optuna.load_study(study_name="optuna-evo-mlp-mage", storage=storage)
+    assert all(t.state == TrialState.COMPLETE for t in study.get_trials())
+    folder = tmp_path / "a" / "optuna-evo-artifacts"
+    assert study.user_attrs[CONFIG_KEY]["artifact_dir"] == str(folder.resolve())
+    assert (
+        len(list(folder.iterdir())) == 4 and not (tmp_path / "b" / "optuna-evo-artifacts").exists()
+    )
+
+
 def test_char_lm_with_gender_sampler(tmp_path: Path) -> None:
     data_dir = SHAKESPEARE if (SHAKESPEARE / "input.txt").is_file() else None
     if data_dir is None and not any(p.is_file() for p in text_search_paths()):
@@ -260,6 +310,7 @@ def _api_study(storage: str, name: str) -> None:
         (["report", "--storage", "{db}", "--study-name", "zz", "--out", "{tmp}"], "'zz'"),
         (["export-csv", "--storage", "{db}", "--out", "{tmp}/x.csv"], "2 studies in"),
         (["worker", "--storage", "{db}", "--study-name", "api"], "not created by `optuna-evo"),
+        (["run", "--storage", "{db}", "--study-name", "api"], "not created by `optuna-evo run`"),
         (["run", "--storage", "{db}", "--study-name", "cli", "--max-train", "9"], "created with"),
         (["run", "--storage", "{db}", "--study-name", "cli", "--sampler", "tpe"], "created with"),
         (["run", "--data-dir", "{tmp}/nothing", "--storage", "{db}"], "idx files not found"),
