@@ -240,6 +240,13 @@ def _validate_blocks(blocks: Any, n_hidden: int) -> list[str]:
     return out
 
 
+def _bound(space: Mapping[str, Any], key: str, default: int) -> int:
+    value = space.get(key, default)
+    if not _is_int(value):
+        raise ValueError(f"search_space[{key!r}] must be an integer, got {value!r}.")
+    return int(value)
+
+
 def _validate_dropout(dropout: Any) -> float:
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
         raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}.")
@@ -412,10 +419,10 @@ class ArchitectureSpace:
         return cls(
             layers=entries,
             activations=tuple(dict.fromkeys(activations)),
-            min_layers=int(space.get("min_layers", min(1, *(len(e) - 2 for e in entries)))),
-            max_layers=int(space.get("max_layers", max(len(e) - 2 for e in entries) + 2)),
-            min_width=int(space.get("min_width", max(1, min(hidden) // 2))),
-            max_width=int(space.get("max_width", 2 * max(hidden))),
+            min_layers=_bound(space, "min_layers", min(1, *(len(e) - 2 for e in entries))),
+            max_layers=_bound(space, "max_layers", max(len(e) - 2 for e in entries) + 2),
+            min_width=_bound(space, "min_width", max(1, min(hidden) // 2)),
+            max_width=_bound(space, "max_width", 2 * max(hidden)),
             blocks=tuple(dict.fromkeys(blocks)),
             skips=bool(space.get("skips", False)),
             layer_activations=bool(space.get("layer_activations", False)),
@@ -530,22 +537,28 @@ class ArchitectureSpace:
     def project(self, arch: Architecture) -> Architecture:
         """Return ``arch`` made expressible by this space's trial parameters.
 
-        Widths are clamped to the bounds; without ``layer_activations`` every layer takes the
-        first layer's activation; activations and block types the space does not allow are
-        replaced by its first; skip edges are kept only if they are ``k -> k + 2`` edges of a
-        space with ``skips``. The number of hidden layers is left as it is.
+        The number of hidden layers is brought into ``[min_layers, max_layers]`` (the last
+        layers dropped, or the last one repeated; e.g. a crossover of two deep parents, or a
+        study resumed with a smaller ``max_layers``); widths are clamped to the bounds; without
+        ``layer_activations`` every layer takes the first layer's activation; activations and
+        block types the space does not allow are replaced by its first; skip edges are kept
+        only if they are ``k -> k + 2`` edges of a space with ``skips`` that still fit.
         """
-        n = arch.n_hidden
-        activations = [
-            a if a in self.activations else self.activations[0] for a in arch.activations
-        ]
+        n = min(max(arch.n_hidden, self.min_layers), self.max_layers)
+        hidden = list(arch.widths[1:-1]) or [self.layers[0][1] if len(self.layers[0]) > 2 else 1]
+        activations = list(arch.activations) or [self.activations[0]]
+        blocks = list(arch.blocks) or [self.blocks[0]]
+        hidden, activations, blocks = (
+            (values + values[-1:] * n)[:n] for values in (hidden, activations, blocks)
+        )
+        activations = [a if a in self.activations else self.activations[0] for a in activations]
         if not self.layer_activations and activations:
             activations = [activations[0]] * n
         return arch.replace(
-            widths=[arch.n_inputs, *(self._clamp(w) for w in arch.widths[1:-1]), arch.n_outputs],
+            widths=[arch.n_inputs, *(self._clamp(w) for w in hidden), arch.n_outputs],
             activations=activations,
-            blocks=[b if b in self.blocks else self.blocks[0] for b in arch.blocks],
-            skips=[(i, j) for i, j in arch.skips if self.skips and j == i + 2],
+            blocks=[b if b in self.blocks else self.blocks[0] for b in blocks],
+            skips=[(i, j) for i, j in arch.skips if self.skips and j == i + 2 and j <= n],
         )
 
     def _clamp(self, width: int) -> int:

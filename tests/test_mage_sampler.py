@@ -174,6 +174,10 @@ def test_complexity_penalised_fitness(direction: str) -> None:
         ({"search_space": {"layers": [[4, 2], [5, 2]]}}, "layers"),
         ({"search_space": {"layers": [[4, 8, 2]], "activations": ["swish"]}}, "activations"),
         ({"search_space": {"layers": [[4, 8, 2]], "widths": 3}}, "unknown keys"),
+        ({"search_space": {"layers": [[4, 8, 2]], "max_width": None}}, "max_width"),
+        ({"search_space": {"layers": [[4, 8, 2]], "max_layers": "two"}}, "max_layers"),
+        ({"search_space": {"layers": [[4, 8, 2]], "min_width": 1.7}}, "min_width"),
+        ({"search_space": {"layers": [[4, 8, 2]], "min_layers": True}}, "min_layers"),
         ({"rank_factor": (1.0, 0.0)}, "rank_factor"),
         ({"rank_factor": (1.5, 0.3)}, "rank_factor"),
         ({"rank_factor": (1.0,)}, "rank_factor"),
@@ -204,6 +208,30 @@ def test_architecture_space_mutations_stay_valid() -> None:
         assert all(space.min_width <= w <= space.max_width for w in arch.widths[1:-1])
         assert len(set(arch.activations)) == 1
     assert seen == {"add_layer", "remove_layer", "change_width", "change_activation"}
+
+
+def test_project_brings_any_architecture_inside_the_space() -> None:
+    space = ArchitectureSpace.from_dict(
+        {"layers": [[8, 16, 16, 2]], "activations": ["relu", "tanh"], "skips": True}
+        | {"min_layers": 2, "max_layers": 2}
+    )
+    deep = Architecture([8, 16, 20, 24, 28, 2], "tanh", skips=[(0, 2), (1, 3), (2, 4)])
+    shallow = Architecture([8, 40, 2], "gelu")
+    assert space.project(deep) == Architecture([8, 16, 20, 2], "tanh", skips=[(0, 2)])
+    assert space.project(shallow) == Architecture([8, 32, 32, 2], "relu")
+    for arch in (deep, shallow, Architecture([8, 2], [])):
+        projected = space.project(arch)
+        for name, distribution in space.param_distributions(projected.n_hidden).items():
+            value = space.param_value(projected, name)
+            assert value is not None and distribution._contains(
+                distribution.to_internal_repr(value)
+            ), (name, value)
+        assert (
+            space.from_params(
+                {n: space.param_value(projected, n) for n in space.param_distributions(2)}
+            )
+            == projected
+        )
 
 
 def test_suggest_architecture_with_any_sampler() -> None:

@@ -4,6 +4,7 @@ import gzip
 import math
 from pathlib import Path
 import struct
+import threading
 
 import numpy as np
 import pytest
@@ -213,6 +214,51 @@ def test_failed_download_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(data_mod, "_download_torchvision", offline)
     with pytest.raises(DataNotFoundError, match="network unreachable"):
         load_mnist(tmp_path / "empty", device="cpu", download=True)
+
+
+def test_workers_downloading_tiny_shakespeare_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 40
+    both_writing = threading.Barrier(2)
+
+    def slow_download(url: str, path: Path) -> None:  # two downloads overlap in time
+        with open(path, "w") as f:
+            f.write(text[:20])
+            both_writing.wait(timeout=10)
+            f.write(text[20:])
+
+    monkeypatch.setattr(data_mod.urllib.request, "urlretrieve", slow_download)
+    cache = tmp_path / "cache"
+    found: list[Path | BaseException] = []
+
+    def worker() -> None:
+        try:
+            found.append(
+                data_mod.find_tiny_shakespeare(tmp_path / "none", download=True, cache_dir=cache)
+            )
+        except BaseException as e:  # reported below
+            found.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert found == [cache.resolve() / "input.txt"] * 2
+    assert (cache / "input.txt").read_text() == text
+    assert [p.name for p in cache.iterdir()] == ["input.txt"]  # no partial file left
+
+    def offline(url: str, path: Path) -> None:
+        Path(path).write_text("half")
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(data_mod.urllib.request, "urlretrieve", offline)
+    with pytest.raises(DataNotFoundError, match="connection reset"):
+        data_mod.find_tiny_shakespeare(
+            tmp_path / "none", download=True, cache_dir=tmp_path / "other"
+        )
+    assert list((tmp_path / "other").iterdir()) == []
 
 
 def test_image_loader_validates_arguments(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ import math
 import os
 from pathlib import Path
 import struct
+import tempfile
 import urllib.request
 
 import numpy as np
@@ -609,15 +610,23 @@ def find_tiny_shakespeare(
     if download:
         if target.is_file():
             return target.resolve()
+        tmp: Path | None = None
         try:
             cache.mkdir(parents=True, exist_ok=True)
             _logger.info(f"Downloading tiny shakespeare into {target}.")
-            tmp = target.with_suffix(".part")
+            # A file of its own per download: workers fetching at once never share a half file;
+            # the atomic rename lets the last complete one win.
+            fd, name = tempfile.mkstemp(dir=cache, prefix="input.", suffix=".part")
+            os.close(fd)
+            tmp = Path(name)
             urllib.request.urlretrieve(TINY_SHAKESPEARE_URL, tmp)
-            tmp.replace(target)
+            os.replace(tmp, target)
             return target.resolve()
         except Exception as e:  # Any network failure ends in one clear error.
             download_error = f"\nThe download from {TINY_SHAKESPEARE_URL} failed: {e!r}"
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
     looked = "\n".join(f"  - {p}" for p in searched)
     raise DataNotFoundError(
         f"tiny shakespeare (input.txt) not found. Looked in:\n{looked}\n"
