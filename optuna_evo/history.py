@@ -33,8 +33,10 @@ def execution_details(study: optuna.Study) -> list[dict[str, Any]]:
     """Return the study's evolution log, one row per trial, ordered by generation and agent.
 
     Columns: :data:`COLUMNS` — ``agent`` is the trial's index within its generation,
-    ``val_loss`` the objective value, ``architecture`` the hidden-layer widths joined by
-    ``-`` (e.g. ``784-128-10``) when the trial had one — followed by every other parameter.
+    ``val_loss`` the objective value, ``architecture`` the layer widths joined by ``-`` (e.g.
+    ``784-128-10``) when the trial had one (planned by MAGE, or trained by a ready task such as
+    :class:`~optuna_evo.objectives.MLPTask` with any sampler) — followed by every other
+    parameter.
     Trials that no optuna-evo sampler handled get an empty generation.
 
     Args:
@@ -51,11 +53,12 @@ def execution_details(study: optuna.Study) -> list[dict[str, Any]]:
     rows = []
     for t in trials:
         lineage = t.system_attrs.get(LINEAGE_KEY) or {}
-        arch = t.system_attrs.get(ARCHITECTURE_KEY)
+        # The planned architecture (MAGE), else the one a ready task trained (any sampler).
+        arch = t.system_attrs.get(ARCHITECTURE_KEY) or t.user_attrs.get("architecture")
         activation = t.params.get(ACTIVATION_PARAM)
-        if arch is not None:
+        if isinstance(arch, dict) and "widths" in arch:
             architecture = "-".join(str(w) for w in arch["widths"])
-            activation = activation or (arch["activations"] or [None])[0]
+            activation = activation or (arch.get("activations") or [None])[0]
         else:
             architecture = ""
         row: dict[str, Any] = {

@@ -267,3 +267,19 @@ def test_execution_details_and_csv(tmp_path: Path) -> None:
     assert len(read) == 12 and read[4]["role"] in ("elite", "mutant")
     assert float(read[0]["val_loss"]) == pytest.approx(rows[0]["val_loss"])
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+def test_execution_details_of_a_ready_task_under_another_sampler() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def objective(trial: optuna.Trial) -> float:  # what MLPTask records with any sampler
+        arch = suggest_architecture(trial, SPACE)
+        trial.set_user_attr("architecture", arch.to_dict())
+        return float(sum(arch.widths))
+
+    study.optimize(objective, n_trials=3)
+    rows = optuna_evo.execution_details(study)
+    for row, trial in zip(rows, study.trials):
+        widths = trial.user_attrs["architecture"]["widths"]
+        assert row["architecture"] == "-".join(map(str, widths)) and row["generation"] == ""
+        assert row["activation"] == trial.params["arch_activation"]
