@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 import math
 from pathlib import Path
 
@@ -198,6 +199,25 @@ def test_char_lm_space() -> None:
     assert task.warmup_steps == 100
     with pytest.raises(ValueError, match="max_steps"):
         CharLM(max_steps=0)
+
+
+@pytest.mark.parametrize(
+    "make, argument",
+    [
+        (lambda: FashionMNISTCNN(device="cpu", max_train=0), "max_train"),
+        (lambda: FashionMNISTCNN(device="cpu", max_val=2.5), "max_val"),
+        (lambda: FashionMNISTCNN(device="cpu", time_budget_s=-1), "time_budget_s"),
+        (lambda: MLPTask("synthetic", device="cpu", max_train=True), "max_train"),
+        (lambda: MLPTask("synthetic", device="cpu", time_budget_s=0), "time_budget_s"),
+        (lambda: CharLM(device="cpu", time_budget_s="10"), "time_budget_s"),
+        (lambda: CharLM(device="cpu", warmup_steps=-5), "warmup_steps"),
+    ],
+)
+def test_bad_budgets_are_refused_before_any_trial(
+    make: Callable[[], object], argument: str
+) -> None:
+    with pytest.raises(ValueError, match=argument):
+        make()
 
 
 @pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="tiny shakespeare not available")

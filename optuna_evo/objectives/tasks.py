@@ -162,6 +162,19 @@ class _Task:
         self.artifact_store = artifact_store
         self._data: ClassificationSplits | TextSplits | None = None
 
+    @staticmethod
+    def _check_limits(**limits: Any) -> None:
+        # At construction, so that a bad value is not first met inside a (failed) trial.
+        for name, value in limits.items():
+            if value is None:
+                continue
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if name.endswith("_s"):
+                if not (number and value > 0):
+                    raise ValueError(f"{name} must be None or a number > 0, got {value!r}.")
+            elif not (number and isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be None or an int >= 1, got {value!r}.")
+
     @property
     def search_space(self) -> dict[str, BaseDistribution]:
         """Every parameter the task may suggest, with its distribution."""
@@ -267,6 +280,7 @@ class FashionMNISTCNN(_Task):
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be an int >= 1, got {epochs!r}.")
         SeedCNN(c1=c1, c2=c2, hidden=hidden)  # Validates the width knobs now, not per trial.
+        self._check_limits(max_train=max_train, max_val=max_val, time_budget_s=time_budget_s)
         self.data_dir = data_dir
         self.epochs = epochs
         self.max_train = max_train
@@ -381,6 +395,7 @@ class MLPTask(_Task):
             raise ValueError(f"epochs must be an int >= 1, got {epochs!r}.")
         if architecture_fn is not None and not callable(architecture_fn):
             raise ValueError("architecture_fn must be callable as fn(trial) -> Architecture.")
+        self._check_limits(max_train=max_train, max_val=max_val, time_budget_s=time_budget_s)
         self.dataset = dataset
         self.data_dir = data_dir
         self.epochs = epochs
@@ -534,6 +549,11 @@ class CharLM(_Task):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{arg} must be an int >= 1, got {value!r}.")
+        self._check_limits(time_budget_s=time_budget_s)
+        if warmup_steps is not None and (
+            isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0
+        ):
+            raise ValueError(f"warmup_steps must be None or an int >= 0, got {warmup_steps!r}.")
         self.data_path = data_path
         self.max_steps = max_steps
         self.eval_interval = eval_interval
