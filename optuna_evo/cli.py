@@ -156,6 +156,17 @@ def _add_storage_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_heartbeat_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--heartbeat",
+        type=_int_at_least(0),
+        default=DEFAULT_HEARTBEAT_S,
+        help="seconds between a running trial's heartbeats; a trial silent for twice as long "
+        f"(its worker was killed) is re-run, up to {MAX_RETRIES} times; 0 = off "
+        f"(default: {DEFAULT_HEARTBEAT_S})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``optuna-evo`` command."""
     parser = _Parser(prog="optuna-evo", description="Evolutionary search for Optuna.")
@@ -218,14 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="char-lm search space: the paper's (up to 6 layers x 384) or a CPU-sized one "
         "(default: paper on a GPU, small on a CPU)",
     )
-    run.add_argument(
-        "--heartbeat",
-        type=_int_at_least(0),
-        default=DEFAULT_HEARTBEAT_S,
-        help="seconds between a running trial's heartbeats; a trial silent for twice as long "
-        f"(its worker was killed) is re-run, up to {MAX_RETRIES} times; 0 = off "
-        f"(default: {DEFAULT_HEARTBEAT_S})",
-    )
+    _add_heartbeat_arg(run)
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     worker = sub.add_parser(
@@ -246,14 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="sampler seed (default: the study's for optuna-evo samplers, fresh for Optuna's)",
     )
-    worker.add_argument(
-        "--heartbeat",
-        type=_int_at_least(0),
-        default=DEFAULT_HEARTBEAT_S,
-        help="seconds between a running trial's heartbeats; a trial silent for twice as long "
-        f"(its worker was killed) is re-run, up to {MAX_RETRIES} times; 0 = off "
-        f"(default: {DEFAULT_HEARTBEAT_S})",
-    )
+    _add_heartbeat_arg(worker)
     worker.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     report = sub.add_parser("report", help="write the evolution plots as HTML (and PNG)")
