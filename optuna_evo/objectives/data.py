@@ -776,7 +776,7 @@ def make_synthetic(
 
 
 def _check_positive_or_none(arg: str, value: int | None) -> None:
-    if value is not None and (not isinstance(value, int) or value < 1):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ValueError(f"{arg} must be None or an int >= 1, got {value!r}.")
 
 

@@ -50,6 +50,7 @@ from optuna_evo.architecture import ACTIVATIONS
 from optuna_evo.architecture import Architecture
 from optuna_evo.objectives.data import ClassificationSplits
 from optuna_evo.objectives.data import TextSplits
+from optuna_evo.objectives.data import _check_positive_or_none
 from optuna_evo.objectives.data import load_image_dataset
 from optuna_evo.objectives.data import load_tiny_shakespeare
 from optuna_evo.objectives.data import make_synthetic
@@ -60,6 +61,8 @@ from optuna_evo.objectives.models import CharTransformerConfig
 from optuna_evo.objectives.models import SeedCNN
 from optuna_evo.objectives.train import TrainConfig
 from optuna_evo.objectives.train import TrainingFailed
+from optuna_evo.objectives.train import _check_int
+from optuna_evo.objectives.train import _check_time_budget
 from optuna_evo.objectives.train import release_memory
 from optuna_evo.objectives.train import set_seed
 from optuna_evo.objectives.train import train
@@ -161,19 +164,6 @@ class _Task:
         self.catch_failures = catch_failures
         self.artifact_store = artifact_store
         self._data: ClassificationSplits | TextSplits | None = None
-
-    @staticmethod
-    def _check_limits(**limits: Any) -> None:
-        # At construction, so that a bad value is not first met inside a (failed) trial.
-        for name, value in limits.items():
-            if value is None:
-                continue
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if name.endswith("_s"):
-                if not (number and value > 0):
-                    raise ValueError(f"{name} must be None or a number > 0, got {value!r}.")
-            elif not (number and isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name} must be None or an int >= 1, got {value!r}.")
 
     @property
     def search_space(self) -> dict[str, BaseDistribution]:
@@ -277,10 +267,11 @@ class FashionMNISTCNN(_Task):
         artifact_store: ArtifactStore | None = None,
     ) -> None:
         super().__init__(device, seed, catch_failures, artifact_store)
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}.")
+        _check_int("epochs", epochs, 1)
         SeedCNN(c1=c1, c2=c2, hidden=hidden)  # Validates the width knobs now, not per trial.
-        self._check_limits(max_train=max_train, max_val=max_val, time_budget_s=time_budget_s)
+        _check_positive_or_none("max_train", max_train)
+        _check_positive_or_none("max_val", max_val)
+        _check_time_budget(time_budget_s)
         self.data_dir = data_dir
         self.epochs = epochs
         self.max_train = max_train
@@ -391,11 +382,12 @@ class MLPTask(_Task):
         super().__init__(device, seed, catch_failures, artifact_store)
         if dataset not in MLP_DATASETS:
             raise ValueError(f"dataset must be one of {MLP_DATASETS}, got {dataset!r}.")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}.")
+        _check_int("epochs", epochs, 1)
         if architecture_fn is not None and not callable(architecture_fn):
             raise ValueError("architecture_fn must be callable as fn(trial) -> Architecture.")
-        self._check_limits(max_train=max_train, max_val=max_val, time_budget_s=time_budget_s)
+        _check_positive_or_none("max_train", max_train)
+        _check_positive_or_none("max_val", max_val)
+        _check_time_budget(time_budget_s)
         self.dataset = dataset
         self.data_dir = data_dir
         self.epochs = epochs
@@ -547,13 +539,10 @@ class CharLM(_Task):
             ("eval_iters", eval_iters),
             ("block_size", block_size),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg} must be an int >= 1, got {value!r}.")
-        self._check_limits(time_budget_s=time_budget_s)
-        if warmup_steps is not None and (
-            isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0
-        ):
-            raise ValueError(f"warmup_steps must be None or an int >= 0, got {warmup_steps!r}.")
+            _check_int(arg, value, 1)
+        _check_time_budget(time_budget_s)
+        if warmup_steps is not None:
+            _check_int("warmup_steps", warmup_steps, 0)
         self.data_path = data_path
         self.max_steps = max_steps
         self.eval_interval = eval_interval

@@ -167,8 +167,7 @@ class TrainConfig:
                 _check_int(arg, getattr(self, arg), 1)
         _check_int("warmup_steps", self.warmup_steps, 0)
         _check_int("nan_check_interval", self.nan_check_interval, 0)
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ValueError(f"time_budget_s must be None or > 0, got {self.time_budget_s!r}.")
+        _check_time_budget(self.time_budget_s)
         if self.epochs is None and self.max_steps is None and self.time_budget_s is None:
             raise ValueError("Set at least one of epochs, max_steps or time_budget_s.")
         if not 0.0 < self.step_gamma <= 1.0:
@@ -739,3 +738,9 @@ def _infer_task(data: ClassificationSplits | TextSplits, task: str | None) -> st
 def _check_int(arg: str, value: Any, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{arg} must be an int >= {low}, got {value!r}.")
+
+
+def _check_time_budget(value: Any) -> None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if value is not None and not (number and value > 0):
+        raise ValueError(f"time_budget_s must be None or a number > 0, got {value!r}.")
