@@ -31,6 +31,11 @@ from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import IntDistribution
 
+from optuna_evo._validation import check_bool
+from optuna_evo._validation import check_choice
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
+
 ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "gelu", "sigmoid", "silu", "leaky_relu")
 """Activation names an :class:`Architecture` may use."""
 
@@ -86,7 +91,7 @@ class Architecture:
         widths = _validate_widths(self.widths)
         n_hidden = len(widths) - 2
         activations = _validate_activations(self.activations, n_hidden)
-        dropout = _validate_dropout(self.dropout)
+        dropout = check_float("dropout", self.dropout, 0, 1, high_open=True)
         skips = _validate_skips(self.skips, n_hidden)
         blocks = _validate_blocks(self.blocks, n_hidden)
         # Frozen dataclass: normalised private copies are installed through object.__setattr__.
@@ -183,11 +188,6 @@ class Architecture:
         )
 
 
-def _is_int(value: Any) -> bool:
-    # bool is an int subclass but never a meaningful width or index.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _as_pair(edge: Any) -> tuple[int, int]:
     if isinstance(edge, str) or not isinstance(edge, Sequence) or len(edge) != 2:
         raise ValueError(f"skips entries must be pairs (i, j) of ints, got {edge!r}.")
@@ -197,15 +197,11 @@ def _as_pair(edge: Any) -> tuple[int, int]:
 def _validate_widths(widths: Any) -> list[int]:
     if isinstance(widths, str) or not isinstance(widths, Sequence):
         raise ValueError(f"widths must be a list of positive ints, got {widths!r}.")
-    out = list(widths)
-    if len(out) < 2:
+    if len(widths) < 2:
         raise ValueError(
-            f"widths must have at least 2 entries (inputs and outputs), got {len(out)}."
+            f"widths must have at least 2 entries (inputs and outputs), got {len(widths)}."
         )
-    for k, w in enumerate(out):
-        if not _is_int(w) or w < 1:
-            raise ValueError(f"widths[{k}] must be an int >= 1, got {w!r}.")
-    return out
+    return [check_int(f"widths[{k}]", w, 1) for k, w in enumerate(widths)]
 
 
 def _validate_activations(activations: Any, n_hidden: int) -> list[str]:
@@ -218,10 +214,7 @@ def _validate_activations(activations: Any, n_hidden: int) -> list[str]:
         raise ValueError(
             f"activations must have one entry per hidden layer ({n_hidden}), got {len(out)}."
         )
-    for k, name in enumerate(out):
-        if name not in ACTIVATIONS:
-            raise ValueError(f"activations[{k}] must be one of {ACTIVATIONS}, got {name!r}.")
-    return out
+    return [check_choice(f"activations[{k}]", name, ACTIVATIONS) for k, name in enumerate(out)]
 
 
 def _validate_blocks(blocks: Any, n_hidden: int) -> list[str]:
@@ -234,35 +227,21 @@ def _validate_blocks(blocks: Any, n_hidden: int) -> list[str]:
         raise ValueError(
             f"blocks must have one entry per hidden layer ({n_hidden}), got {len(out)}."
         )
-    for k, name in enumerate(out):
-        if name not in BLOCKS:
-            raise ValueError(f"blocks[{k}] must be one of {BLOCKS}, got {name!r}.")
-    return out
+    return [check_choice(f"blocks[{k}]", name, BLOCKS) for k, name in enumerate(out)]
 
 
 def _bound(space: Mapping[str, Any], key: str, default: int) -> int:
-    value = space.get(key, default)
-    if not _is_int(value):
-        raise ValueError(f"search_space[{key!r}] must be an integer, got {value!r}.")
-    return int(value)
-
-
-def _validate_dropout(dropout: Any) -> float:
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-        raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}.")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
-    return float(dropout)
+    # Only the type here: ArchitectureSpace checks the ranges and their order.
+    return check_int(f"search_space[{key!r}]", space.get(key, default))
 
 
 def _validate_skips(skips: Any, n_hidden: int) -> list[tuple[int, int]]:
     if isinstance(skips, str) or not isinstance(skips, Sequence):
         raise ValueError(f"skips must be a list of (i, j) pairs, got {skips!r}.")
     out: list[tuple[int, int]] = []
-    for edge in skips:
+    for k, edge in enumerate(skips):
         i, j = _as_pair(edge)
-        if not (_is_int(i) and _is_int(j)):
-            raise ValueError(f"skips entries must be pairs of ints, got {edge!r}.")
+        i, j = check_int(f"skips[{k}][0]", i), check_int(f"skips[{k}][1]", j)
         if not (0 <= i and i + 2 <= j <= n_hidden):
             raise ValueError(
                 f"skip edge ({i}, {j}) is out of range: need 0 <= i and i + 2 <= j <= n_hidden "
@@ -353,15 +332,16 @@ class ArchitectureSpace:
     layer_activations: bool = False
 
     def __post_init__(self) -> None:
-        if not (0 <= self.min_layers <= self.max_layers):
+        lows = {"min_layers": 0, "max_layers": 0, "min_width": 1, "max_width": 1}
+        for name, low in lows.items():
+            object.__setattr__(self, name, check_int(name, getattr(self, name), low))
+        if self.min_layers > self.max_layers:
             raise ValueError(
-                f"min_layers/max_layers must satisfy 0 <= min_layers <= max_layers, got "
-                f"{self.min_layers}/{self.max_layers}."
+                f"`max_layers` must be >= `min_layers`={self.min_layers}, got {self.max_layers}."
             )
-        if not (1 <= self.min_width <= self.max_width):
+        if self.min_width > self.max_width:
             raise ValueError(
-                f"min_width/max_width must satisfy 1 <= min_width <= max_width, got "
-                f"{self.min_width}/{self.max_width}."
+                f"`max_width` must be >= `min_width`={self.min_width}, got {self.max_width}."
             )
         if not self.blocks or any(b not in BLOCKS for b in self.blocks):
             raise ValueError(
@@ -395,26 +375,19 @@ class ArchitectureSpace:
             or not activations
         ):
             raise ValueError("search_space['activations'] must be a non-empty list of names.")
-        for name in activations:
-            if name not in ACTIVATIONS:
-                raise ValueError(
-                    f"search_space['activations'] entries must be in {ACTIVATIONS}, got {name!r}."
-                )
+        for k, name in enumerate(activations):
+            check_choice(f"search_space['activations'][{k}]", name, ACTIVATIONS)
         blocks = space.get("blocks", ["linear"])
         if isinstance(blocks, str) or not isinstance(blocks, Sequence) or not blocks:
             raise ValueError(
                 f"search_space['blocks'] must be a non-empty list from {BLOCKS}, got {blocks!r}."
             )
-        for name in blocks:
-            if name not in BLOCKS:
-                raise ValueError(
-                    f"search_space['blocks'] entries must be in {BLOCKS}, got {name!r}."
-                )
-        for flag in ("skips", "layer_activations"):
-            if not isinstance(space.get(flag, False), bool):
-                raise ValueError(
-                    f"search_space[{flag!r}] must be True or False, got {space[flag]!r}."
-                )
+        for k, name in enumerate(blocks):
+            check_choice(f"search_space['blocks'][{k}]", name, BLOCKS)
+        skips = check_bool("search_space['skips']", space.get("skips", False))
+        layer_activations = check_bool(
+            "search_space['layer_activations']", space.get("layer_activations", False)
+        )
         hidden = [w for e in entries for w in e[1:-1]] or [max(entries[0][-1], 1)]
         return cls(
             layers=entries,
@@ -424,8 +397,8 @@ class ArchitectureSpace:
             min_width=_bound(space, "min_width", max(1, min(hidden) // 2)),
             max_width=_bound(space, "max_width", 2 * max(hidden)),
             blocks=tuple(dict.fromkeys(blocks)),
-            skips=bool(space.get("skips", False)),
-            layer_activations=bool(space.get("layer_activations", False)),
+            skips=skips,
+            layer_activations=layer_activations,
         )
 
     @property
@@ -626,11 +599,13 @@ class ArchitectureSpace:
         Returns:
             The architecture, or ``None`` if the depth or a width is missing.
         """
-        n = params.get(N_HIDDEN_PARAM)
-        if not _is_int(n):
-            return None
-        widths = [params.get(WIDTH_PARAM.format(k)) for k in range(n)]
-        if not all(_is_int(w) for w in widths):
+        try:
+            n = check_int(N_HIDDEN_PARAM, params.get(N_HIDDEN_PARAM))
+            widths = [
+                check_int(WIDTH_PARAM.format(k), params.get(WIDTH_PARAM.format(k)))
+                for k in range(n)
+            ]
+        except ValueError:  # Missing (None) or not an integer: not an architecture.
             return None
         if self.layer_activations:
             activations = [

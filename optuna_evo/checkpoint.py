@@ -41,8 +41,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 import json
-import math
-import numbers
 import os
 from pathlib import Path
 import tempfile
@@ -57,6 +55,8 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from optuna_evo._logging import get_logger
+from optuna_evo._validation import check_float
 from optuna_evo.samplers._population import WEIGHT_NOISE_KEY
 from optuna_evo.samplers._population import parents
 
@@ -82,7 +82,7 @@ CHECKPOINT_KEY = "optuna_evo:checkpoint"
 _DEFAULT_ARTIFACT_DIR = "optuna-evo-artifacts"
 _HEADER_KEY = "optuna_evo"  # key of our JSON document in the safetensors header metadata
 _FORMAT_VERSION = 1
-_logger = optuna.logging.get_logger(__name__)
+_logger = get_logger(__name__)
 
 
 class CheckpointError(ValueError):
@@ -263,7 +263,7 @@ def load_parent(
     if noise_std is None:
         attrs = trial.study._storage.get_trial_system_attrs(trial._trial_id)
         noise_std = float(attrs.get(WEIGHT_NOISE_KEY, 0.0))
-    _check_load_args(model, noise_std, generator)
+    noise_std = _check_load_args(model, noise_std, generator)
     store = _resolve_store(artifact_store)
     found = parents(trial)
     if not found:
@@ -358,18 +358,14 @@ def _resolve_store(artifact_store: Any | None) -> Any:
     return artifact_store
 
 
-def _check_load_args(model: Any, noise_std: Any, generator: Any) -> None:
+def _check_load_args(model: Any, noise_std: Any, generator: Any) -> float:
+    """Check the arguments shared by the loaders; return ``noise_std`` as a float."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
-    if (
-        isinstance(noise_std, bool)
-        or not isinstance(noise_std, numbers.Real)
-        or not math.isfinite(noise_std)
-        or noise_std < 0
-    ):
-        raise ValueError(f"`noise_std` must be a finite number >= 0, got {noise_std!r}.")
+    noise_std = check_float("noise_std", noise_std, 0)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"`generator` must be a torch.Generator, got {type(generator).__name__}.")
+    return noise_std
 
 
 def _tensors_to_save(

@@ -26,7 +26,8 @@ COLUMNS = (
     "lr",
     "batch",
 )
-"""Fixed leading columns of :func:`execution_details`; every other param follows as a column."""
+"""Fixed leading columns of :func:`execution_details`; every other param follows as a column
+(prefixed ``param_`` when its name is one of these, so a param never overwrites the lineage)."""
 
 
 def execution_details(study: optuna.Study) -> list[dict[str, Any]]:
@@ -36,7 +37,7 @@ def execution_details(study: optuna.Study) -> list[dict[str, Any]]:
     ``val_loss`` the objective value, ``architecture`` the layer widths joined by ``-`` (e.g.
     ``784-128-10``) when the trial had one (planned by MAGE, or trained by a ready task such as
     :class:`~optuna_evo.objectives.MLPTask` with any sampler) — followed by every other
-    parameter.
+    parameter (as ``param_<name>`` when the name is already a column, e.g. a param ``state``).
     Trials that no optuna-evo sampler handled get an empty generation.
 
     Args:
@@ -75,7 +76,7 @@ def execution_details(study: optuna.Study) -> list[dict[str, Any]]:
             "lr": t.params.get("lr", ""),
             "batch": t.params.get("batch_size", t.params.get("batch", "")),
         }
-        row.update({name: t.params.get(name, "") for name in param_names})
+        row.update({_column(name): t.params.get(name, "") for name in param_names})
         rows.append(row)
     rows.sort(key=lambda r: (r["generation"] == "", r["generation"] or 0, r["trial"]))
     counts: dict[Any, int] = {}
@@ -83,6 +84,10 @@ def execution_details(study: optuna.Study) -> list[dict[str, Any]]:
         row["agent"] = counts.get(row["generation"], 0)
         counts[row["generation"]] = row["agent"] + 1
     return rows
+
+
+def _column(param: str) -> str:
+    return f"param_{param}" if param in COLUMNS else param
 
 
 def export_csv(study: optuna.Study, path: str | os.PathLike[str]) -> int:

@@ -10,6 +10,7 @@ import struct
 from typing import Any
 import warnings
 
+import numpy as np
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.artifacts.exceptions import ArtifactNotFound
@@ -295,6 +296,19 @@ def test_bad_noise_std_raises_value_error(tmp_path: Path, bad: Any) -> None:
     with pytest.raises(ValueError, match="noise_std"):
         checkpoint.load_parent(child, model, store, noise_std=bad)
     _assert_same(_state(model), init)
+
+
+@pytest.mark.parametrize("number", [1, np.int64(1), np.float32(1.0)])
+def test_noise_std_accepts_any_real_number_as_a_float(tmp_path: Path, number: Any) -> None:
+    store = FileSystemArtifactStore(tmp_path)
+    child = _saved(optuna.create_study(), nn.Linear(8, 8), store)
+    loaded = []
+    for noise_std in (number, 1.0):
+        model = nn.Linear(8, 8)
+        gen = torch.Generator().manual_seed(0)
+        assert checkpoint.load_parent(child, model, store, noise_std=noise_std, generator=gen)
+        loaded.append(_state(model))
+    _assert_same(loaded[0], loaded[1])
 
 
 def test_bad_argument_types(tmp_path: Path) -> None:

@@ -110,6 +110,8 @@ def test_experimental_warning() -> None:
         ({"early_steps": 2.5}, "early_steps"),
         ({"speed_weight": 1.5}, "speed_weight"),
         ({"speed_weight": -0.1}, "speed_weight"),
+        ({"speed_weight": None}, "speed_weight"),
+        ({"female_mutation_sigma": "0.1"}, "female_mutation_sigma"),
         ({"mutation_prob": 2.0}, "mutation_prob"),
         ({"female_mutation_prob": -0.5}, "female_mutation_prob"),
         ({"female_mutation_sigma": 0.0}, "female_mutation_sigma"),
@@ -247,6 +249,34 @@ def test_workers_go_on_with_the_stored_female_population(
     assert sorted(female_parents) == sorted(rivals)  # not this worker's top females
     population = load_females(study, 1)
     assert population is not None and [m.trial for m in population.members] == rivals
+
+
+def test_a_female_population_overwritten_after_the_settle_pause_is_used_next(
+    tmp_path,
+) -> None:
+    # A rival's write can land after this worker read the population back: the next trial
+    # must breed from what the study holds, as every other worker does, not from a copy.
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+        sampler=_sampler(population_size=4, n_top_females=2),
+    )
+    study.optimize(objective, n_trials=4)
+    first = study.ask()  # stores generation 1's females
+    study.tell(first, objective(first))
+    storage = study._storage
+    stored = storage.get_study_system_attrs(study._study_id)[females_key(1)]
+    ours = {m["trial"] for m in stored["members"]}
+    others = [t for t in study.get_trials(deepcopy=False) if t.number not in ours]
+    others = [t for t in others if FEMALE_KEY in t.system_attrs][:2]
+    rivals = [t.number for t in others]
+    members = [
+        {"trial": t.number, "genome": t.system_attrs[FEMALE_KEY], "fitness": None} for t in others
+    ]
+    storage.set_study_system_attr(study._study_id, females_key(1), {**stored, "members": members})
+    trial = study.ask()
+    info = storage.get_trial_system_attrs(trial._trial_id)
+    assert info["GenderSampler:generation"] == 1
+    assert sorted(info[FEMALE_PARENTS_KEY]) == sorted(rivals)
 
 
 def test_rank_males_predicts_pruned_and_drops_unusable() -> None:

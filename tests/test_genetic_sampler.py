@@ -327,6 +327,9 @@ def test_a_sampler_reused_for_another_study_plans_its_trials_afresh() -> None:
         ({"selection": "tournament", "tournament_size": 11}, "tournament_size"),
         ({"crossover": "blend", "blend_alpha": -0.5}, "blend_alpha"),
         ({"mutation": "gaussian", "mutation_sigma": 0.0}, "mutation_sigma"),
+        ({"crossover_prob": "0.5"}, "crossover_prob"),
+        ({"mutation_prob": float("nan")}, "mutation_prob"),
+        ({"n_elites": None}, "n_elites"),
     ],
 )
 def test_bad_arguments(kwargs: dict, argument: str) -> None:

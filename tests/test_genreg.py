@@ -429,6 +429,48 @@ def test_bad_trainer_arguments_raise_value_error(kwargs: dict[str, Any]) -> None
         GenregTrainer(device="cpu", **kwargs)
 
 
+def test_trainer_arguments_accept_numpy_and_integral_floats() -> None:
+    trainer = GenregTrainer(
+        layers=[4.0, np.int64(3)],
+        population=8.0,
+        samples_per_class=np.int32(3),
+        mutation_rate=np.float32(0.25),
+        elitism=1.0,
+        seed=np.int64(7),
+        device="cpu",
+    )
+    assert trainer.layers == [4, 3] and all(type(n) is int for n in trainer.layers)
+    for name, expected in (("population", 8), ("samples_per_class", 3), ("elitism", 1)):
+        value = getattr(trainer, name)
+        assert value == expected and type(value) is int, name
+    assert trainer.seed == 7 and type(trainer.seed) is int
+    assert trainer.mutation_rate == 0.25 and type(trainer.mutation_rate) is float
+    objective = GenregObjective(
+        generations=3.0, report_every=np.int64(1), seed=np.int64(2), device="cpu"
+    )
+    assert (objective.generations, objective.report_every, objective.seed) == (3, 1, 2)
+    assert all(type(v) is int for v in (objective.generations, objective.report_every))
+    assert type(objective.seed) is int
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"mutation_rate": "0.1"}, r"`mutation_rate` must be a finite number in \[0, 1\]"),
+        ({"correct_reward": math.inf}, r"`correct_reward` must be a finite number, got inf"),
+        ({"population": True}, r"`population` must be an integer >= 2, got True\."),
+        ({"population": 8.5}, r"`population` must be an integer >= 2, got 8\.5\."),
+        ({"wrong_penalty": 10.0}, r"`wrong_penalty` must be < `correct_reward` \(10\.0\)"),
+        ({"mode": "threads"}, r"`mode` must be one of \("),
+    ],
+)
+def test_trainer_arguments_are_refused_with_one_wording(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        GenregTrainer(device="cpu", **kwargs)
+
+
 def test_inputs_of_any_dtype_are_used_as_floats() -> None:
     x = torch.randint(0, 256, (60, 4), dtype=torch.uint8)
     y = torch.arange(60) % 3

@@ -94,6 +94,29 @@ def test_bad_arguments(kwargs: dict, argument: str) -> None:
         LearningCurvePruner(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"min_steps": True}, r"`min_steps` must be an integer >= 2, got True\."),
+        ({"min_finished_trials": math.inf}, r"`min_finished_trials`.*got inf\."),
+        ({"margin": math.inf}, r"`margin` must be a finite number >= 0, got inf\."),
+        ({"confidence": math.nan}, r"`confidence` must be a finite number in \[0, 1\], got nan"),
+        ({"n_best": 6, "min_finished_trials": 5}, r"`n_best` must be <= `min_finished_trials`=5"),
+    ],
+)
+def test_bad_arguments_raise_one_wording(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LearningCurvePruner(**kwargs)
+
+
+@pytest.mark.parametrize("number", [2.0, np.int64(2), np.float32(2.0)])
+def test_integral_numbers_are_accepted_as_python_ints(number: object) -> None:
+    pruner = LearningCurvePruner(min_steps=number, min_finished_trials=number, n_best=number)
+    assert pruner._min_steps == pruner._min_finished == pruner._n_best == 2
+    assert {type(pruner._min_steps), type(pruner._min_finished), type(pruner._n_best)} == {int}
+    assert type(LearningCurvePruner(margin=np.float32(0.5))._margin) is float
+
+
 @pytest.mark.parametrize("step_scale", [1, 250])
 def test_saves_steps_and_keeps_the_best(step_scale: int) -> None:
     """Same random configurations with and without pruning: >= 30 % fewer training steps,

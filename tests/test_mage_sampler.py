@@ -13,6 +13,7 @@ import pytest
 import optuna_evo
 from optuna_evo import Architecture
 from optuna_evo import ArchitectureSpace
+from optuna_evo import GeneticSampler
 from optuna_evo import MAGESampler
 from optuna_evo import suggest_architecture
 
@@ -181,6 +182,10 @@ def test_complexity_penalised_fitness(direction: str) -> None:
         ({"rank_factor": (1.0, 0.0)}, "rank_factor"),
         ({"rank_factor": (1.5, 0.3)}, "rank_factor"),
         ({"rank_factor": (1.0,)}, "rank_factor"),
+        ({"rank_factor": "ab"}, "rank_factor"),
+        ({"rank_factor": (1.0, None)}, r"rank_factor\[1\]"),
+        ({"weight_noise": None}, "weight_noise"),
+        ({"complexity_weight": float("nan")}, "complexity_weight"),
         ({"population_size": 1}, "population_size"),
         ({"n_elites": 10}, "n_elites"),
         ({"mutation_prob": 1.2}, "mutation_prob"),
@@ -267,6 +272,24 @@ def test_execution_details_and_csv(tmp_path: Path) -> None:
     assert len(read) == 12 and read[4]["role"] in ("elite", "mutant")
     assert float(read[0]["val_loss"]) == pytest.approx(rows[0]["val_loss"])
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+def test_params_named_like_a_fixed_column_do_not_overwrite_it(tmp_path: Path) -> None:
+    study = optuna.create_study(sampler=GeneticSampler(population_size=2, seed=0))
+    study.optimize(
+        lambda t: t.suggest_float("generation", 10, 20) + t.suggest_int("state", 5, 6), n_trials=4
+    )
+    rows = optuna_evo.execution_details(study)
+    assert [r["generation"] for r in rows] == [0, 0, 1, 1]
+    assert all(r["state"] == "COMPLETE" for r in rows)
+    for row, trial in zip(rows, study.trials):
+        assert row["param_generation"] == trial.params["generation"]
+        assert row["param_state"] == trial.params["state"]
+    path = tmp_path / "log.csv"
+    optuna_evo.export_csv(study, path)
+    with open(path) as f:
+        header = next(csv.reader(f))
+    assert header[-2:] == ["param_generation", "param_state"]
 
 
 def test_execution_details_of_a_ready_task_under_another_sampler() -> None:

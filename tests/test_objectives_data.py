@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 import gzip
 import math
 from pathlib import Path
@@ -320,3 +321,32 @@ def test_synthetic_validates_arguments() -> None:
         make_synthetic(n_classes=1)
     with pytest.raises(ValueError, match="val_fraction"):
         make_synthetic(val_fraction=0.0)
+
+
+def test_loaders_accept_numpy_and_integral_float_sizes(tmp_path: Path) -> None:
+    write_fake_mnist(tmp_path)
+    splits = load_mnist(tmp_path, device="cpu", n_val=np.int64(10), max_train=20.0)
+    assert (len(splits.train_y), len(splits.val_y)) == (20, 10)
+    blobs = make_synthetic(n=np.int64(100), n_features=4.0, n_classes=np.int32(3), device="cpu")
+    assert blobs.input_shape == (4,) and blobs.n_classes == 3 and type(blobs.n_classes) is int
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: load_mnist(d, device="cpu", n_val=60), r"`n_val` must be in \[1, 59\]"),
+        (lambda d: load_mnist(d, device="cpu", n_val=2.5), r"`n_val` must be an integer >= 1"),
+        (lambda d: load_mnist(d, device="cpu", max_test=0), r"`max_test` must be None or an"),
+        (lambda d: load_image_dataset("cifar", d), r"`name` must be one of \('fashion-mnist'"),
+        (lambda d: make_synthetic(spread=math.nan), r"`spread` must be a finite number > 0"),
+        (lambda d: make_synthetic(n=True), r"`n` must be an integer >= 3, got True\."),
+        (lambda d: make_synthetic(val_fraction=0.5, test_fraction=0.5), r"`test_fraction`"),
+        (lambda d: make_text_splits("abc", "cpu", val_fraction=1.0), r"`val_fraction` must be"),
+    ],
+)
+def test_data_arguments_are_refused_with_one_wording(
+    tmp_path: Path, make: Callable[[Path], object], message: str
+) -> None:
+    write_fake_mnist(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        make(tmp_path)

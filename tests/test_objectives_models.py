@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
 import json
+import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -14,6 +17,7 @@ from optuna_evo.objectives.models import CharTransformer
 from optuna_evo.objectives.models import CharTransformerConfig
 from optuna_evo.objectives.models import SeedCNN
 from optuna_evo.objectives.models import count_parameters
+from optuna_evo.objectives.models import make_activation
 
 # --- Architecture -------------------------------------------------------------------------
 
@@ -195,3 +199,29 @@ def test_count_parameters_trainable_only() -> None:
     model = MLP(Architecture([3, 4, 2], "relu"))
     model.linears[0].weight.requires_grad_(False)
     assert count_parameters(model, trainable_only=True) == model.n_params - 12
+
+
+def test_model_arguments_accept_numpy_and_integral_floats() -> None:
+    config = tiny_config(n_embd=np.int64(16), block_size=8.0, dropout=np.float32(0.25))
+    assert (config.n_embd, config.block_size, config.dropout) == (16, 8, 0.25)
+    assert type(config.n_embd) is int and type(config.block_size) is int
+    assert type(config.dropout) is float
+    assert SeedCNN(c1=np.int64(8), c2=16.0, hidden=32).n_params == SeedCNN(8, 16, 32).n_params
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: tiny_config(dropout=math.nan), r"`dropout` must be a finite number in \[0, 1\)"),
+        (lambda: tiny_config(n_layer=True), r"`n_layer` must be an integer >= 1, got True\."),
+        (lambda: tiny_config(n_embd=16, n_head=6), r"`n_embd` must be divisible by `n_head`"),
+        (lambda: SeedCNN(hidden=2.5), r"`hidden` must be an integer >= 1, got 2\.5\."),
+        (lambda: SeedCNN(dropout2=math.inf), r"`dropout2` must be a finite number"),
+        (lambda: make_activation("swish"), r"`activation` must be one of \('relu', "),
+    ],
+)
+def test_model_arguments_are_refused_with_one_wording(
+    make: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -4,6 +4,7 @@ from collections.abc import Callable
 import math
 from pathlib import Path
 
+import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
@@ -296,3 +297,29 @@ def test_artifact_store_must_be_a_store() -> None:
         synthetic_task(artifact_store="/tmp/somewhere")
     with pytest.raises(ValueError, match="artifact_store"):
         FashionMNISTCNN(artifact_store=object())
+
+
+def test_task_arguments_are_stored_as_python_numbers() -> None:
+    cnn = FashionMNISTCNN(device="cpu", epochs=np.int64(2), max_train=100.0, time_budget_s=5)
+    assert (cnn.epochs, cnn.max_train, cnn.time_budget_s) == (2, 100, 5.0)
+    assert type(cnn.epochs) is int and type(cnn.max_train) is int
+    assert type(cnn.time_budget_s) is float
+    lm = CharLM(device="cpu", max_steps=500.0, seed=np.int64(3))
+    assert (lm.max_steps, lm.warmup_steps, lm.seed) == (500, 50, 3)
+    assert type(lm.max_steps) is int and type(lm.warmup_steps) is int and type(lm.seed) is int
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: MLPTask("cifar", device="cpu"), r"`dataset` must be one of \("),
+        (lambda: MLPTask("synthetic", device="cpu", seed=1.5), r"`seed` must be an integer, got"),
+        (lambda: FashionMNISTCNN(device="cpu", time_budget_s=math.inf), r"`time_budget_s`"),
+        (lambda: CharLM(device="cpu", eval_iters=True), r"`eval_iters` must be an integer >= 1"),
+    ],
+)
+def test_task_arguments_are_refused_with_one_wording(
+    make: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 import shutil
 
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -350,9 +351,51 @@ def test_config_validation_names_arguments() -> None:
         TrainConfig(lr=0.0, epochs=1)
     with pytest.raises(ValueError, match="momentum"):
         TrainConfig(momentum=1.0, epochs=1)
-    with pytest.raises(ValueError, match="epochs, max_steps or time_budget_s"):
+    with pytest.raises(ValueError, match="`epochs`, `max_steps` or `time_budget_s`"):
         TrainConfig()
     with pytest.raises(ValueError, match="cosine"):
         TrainConfig(scheduler="cosine", time_budget_s=5.0)
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0, epochs=1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, attr, expected",
+    [
+        ({"epochs": np.int64(2)}, "epochs", 2),
+        ({"epochs": 3.0}, "epochs", 3),
+        ({"epochs": 1, "batch_size": np.int32(16)}, "batch_size", 16),
+        ({"epochs": 1, "lr": np.float32(0.5)}, "lr", 0.5),
+        ({"max_steps": 10, "time_budget_s": 5}, "time_budget_s", 5.0),
+        ({"epochs": 1, "grad_clip": np.float64(1.0)}, "grad_clip", 1.0),
+        ({"epochs": 1, "betas": [np.float64(0.5), 0.75]}, "betas", (0.5, 0.75)),
+    ],
+)
+def test_config_stores_checked_values_as_python_numbers(
+    kwargs: dict[str, object], attr: str, expected: object
+) -> None:
+    value = getattr(TrainConfig(**kwargs), attr)  # type: ignore[arg-type]
+    assert value == expected and type(value) is type(expected)
+    if isinstance(value, tuple):
+        assert all(type(v) is float for v in value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"lr": math.nan}, r"`lr` must be a finite number > 0, got nan\."),
+        ({"lr": "0.1"}, r"`lr` must be a finite number > 0, got '0\.1'\."),
+        ({"weight_decay": math.inf}, r"`weight_decay` must be a finite number >= 0, got inf\."),
+        ({"time_budget_s": math.inf}, r"`time_budget_s` must be None or a finite number > 0"),
+        ({"batch_size": True}, r"`batch_size` must be an integer >= 1, got True\."),
+        ({"max_steps": 2.5}, r"`max_steps` must be None or an integer >= 1, got 2\.5\."),
+        ({"optimizer": "rmsprop"}, r"`optimizer` must be one of \('sgd', 'adam', 'adamw'\)"),
+        ({"betas": (0.9, math.nan)}, r"`betas\[1\]` must be a finite number in \[0, 1\)"),
+        ({"betas": 0.9}, r"`betas` must be a pair of numbers"),
+    ],
+)
+def test_config_refuses_non_finite_and_mistyped_values(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{"epochs": 1, **kwargs})  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import optuna
@@ -25,6 +26,7 @@ from optuna_evo.operators._space import contains
 from optuna_evo.operators._space import from_internal
 from optuna_evo.operators._space import sample_uniform
 from optuna_evo.operators._space import to_internal
+from optuna_evo.operators.trust import TrustWeightedSelection
 
 DISTRIBUTIONS = [
     FloatDistribution(-1.0, 1.0),
@@ -129,3 +131,54 @@ def test_tournament_prefers_better_ranks() -> None:
     counts = np.bincount(picks, minlength=10)
     assert counts[0] > counts[4] > counts[8]
     assert counts[8] == counts[9] == 0  # the two worst can never win a 3-way tournament
+
+
+# -- argument checks (shared rules of optuna_evo._validation) -------------------------------
+
+
+@pytest.mark.parametrize("k", [3, np.int64(3), 3.0, np.float32(3.0)])
+def test_tournament_size_accepts_integral_numbers_as_a_python_int(k: object) -> None:
+    sel = TournamentSelection(k)  # type: ignore[arg-type]
+    assert sel.k == 3 and type(sel.k) is int
+
+
+def test_operator_numbers_are_stored_as_python_floats() -> None:
+    values = [
+        GaussianMutation(np.float32(0.5)).sigma,
+        BlendCrossover(np.int64(1)).alpha,
+        UniformCrossover(np.float64(0.25)).swapping_prob,
+        TruncationSelection(np.float32(0.5)).fraction,
+        TrustWeightedSelection(decay=np.float32(0.5)).decay,
+        TrustWeightedSelection(correct_reward=np.int64(3)).correct_reward,
+    ]
+    assert values == [0.5, 1.0, 0.25, 0.5, 0.5, 3.0]
+    assert all(type(v) is float for v in values)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: TournamentSelection(0), r"`tournament_size` must be an integer >= 1, got 0\."),
+        (lambda: TournamentSelection(2.5), r"`tournament_size`.*got 2\.5\."),
+        (lambda: TournamentSelection(True), r"`tournament_size`.*got True\."),
+        (
+            lambda: GaussianMutation(math.nan),
+            r"`mutation_sigma` must be a finite number > 0, got nan",
+        ),
+        (lambda: GaussianMutation(math.inf), r"`mutation_sigma`.*got inf\."),
+        (lambda: BlendCrossover(math.nan), r"`blend_alpha` must be a finite number >= 0, got nan"),
+        (lambda: UniformCrossover(1.5), r"`swapping_prob` must be a finite number in \[0, 1\]"),
+        (lambda: TruncationSelection(0.0), r"`survival_fraction` .* in \(0, 1\], got 0\.0\."),
+        (lambda: TrustWeightedSelection(decay="0.2"), r"`decay` .* in \[0, 1\), got '0\.2'"),
+        (lambda: TrustWeightedSelection(inheritance=math.nan), r"`inheritance`.*got nan"),
+        (lambda: TrustWeightedSelection(correct_reward=math.inf), r"`correct_reward`.*got inf"),
+        (lambda: TrustWeightedSelection(reward="exp"), r"`reward` must be one of \('linear',"),
+        (
+            lambda: TrustWeightedSelection(wrong_penalty=10.0),
+            r"`wrong_penalty`=10\.0 must be < `correct_reward`=10\.0\.",
+        ),
+    ],
+)
+def test_bad_operator_arguments_raise_one_wording(make: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()

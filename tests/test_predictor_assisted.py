@@ -572,7 +572,7 @@ def test_stability_guard_rejects_children_predicted_much_worse_and_logs_the_rate
     study = _guarded_study(threshold=5.0)
     optuna.logging.enable_propagation()
     try:
-        with caplog.at_level(logging.INFO, logger="optuna_evo"):
+        with caplog.at_level(logging.INFO, logger="optuna.optuna_evo"):
             study.optimize(problem.objective, n_trials=60)
     finally:
         optuna.logging.disable_propagation()
@@ -642,6 +642,16 @@ def test_a_loose_guard_never_rejects() -> None:
 def test_bad_assist_arguments(kwargs: dict, argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
         PredictorAssist(**kwargs)
+
+
+def test_assist_options_are_stored_as_native_python_values() -> None:
+    # Options read back from JSON or numpy must not leak numpy scalars into storage attrs.
+    assist = PredictorAssist(
+        n_candidates=np.int64(4), kappa=np.float32(0.5), min_trials=10.0, deduplicate=np.True_
+    )
+    assert (assist.n_candidates, assist.kappa, assist.min_trials) == (4, 0.5, 10)
+    assert type(assist.n_candidates) is int and type(assist.min_trials) is int
+    assert type(assist.kappa) is float and assist.deduplicate is True
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from optuna_evo.predictors import fit_curve
 from optuna_evo.predictors import rank_correlation
 from optuna_evo.predictors import rank_females
 from optuna_evo.predictors.curves import CLIP_SPANS
+from optuna_evo.predictors.surrogate import RandomFeatureEnsemble
 
 
 def _only(family: str, **kwargs: float) -> FemaleGenome:
@@ -145,6 +146,64 @@ def test_genome_round_trips_through_json() -> None:
 def test_bad_genome(kwargs: dict, argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
         FemaleGenome(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"weights": (1.0, -1.0, 0.0, 0.0, 0.0)}, r"`weights\[1\]` must be a finite number >= 0"),
+        ({"weights": (1.0, 0.0, 0.0, 0.0, True)}, r"`weights\[4\]`.*got True\."),
+        ({"window": True}, r"`window` must be an integer >= 1, got True\."),
+        ({"window": math.inf}, r"`window`.*got inf\."),
+        ({"horizon": math.inf}, r"`horizon` must be a finite number > 0, got inf\."),
+        ({"bias": math.nan}, r"`bias` must be a finite number, got nan\."),
+    ],
+)
+def test_bad_genome_raises_one_wording(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FemaleGenome(**kwargs)
+
+
+def test_genome_stores_numpy_and_integral_numbers_as_python_values() -> None:
+    genome = FemaleGenome(
+        weights=tuple(np.float32(w) for w in (0.5, 0.0, 0.25, 0.25, 0.0)),
+        window=np.int64(8),
+        horizon=np.float64(2.0),
+        bias=np.int8(0),
+    )
+    assert genome == FemaleGenome((0.5, 0.0, 0.25, 0.25, 0.0), 8, 2.0, 0.0)
+    assert {type(w) for w in genome.weights} == {float}
+    assert type(genome.window) is int and type(genome.horizon) is float
+    assert type(genome.bias) is float
+    assert json.loads(json.dumps(genome.to_dict()))["window"] == 8
+    assert FemaleGenome(window=8.0).window == 8 and type(FemaleGenome(window=8.0).window) is int
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_members": np.float64(1.5)}, r"`n_members` must be an integer >= 2, got"),
+        ({"n_features": True}, r"`n_features` must be an integer >= 1, got True\."),
+        ({"alpha": math.inf}, r"`alpha` must be a finite number > 0, got inf\."),
+        ({"lengthscale_range": (0.1, math.inf)}, r"`lengthscale_range\[1\]`.*got inf\."),
+        ({"lengthscale_range": (0.0, 1.0)}, r"`lengthscale_range\[0\]` .* > 0, got 0\.0\."),
+        ({"lengthscale_range": (1.0, 0.5)}, r"`lengthscale_range` must be \(low, high\)"),
+    ],
+)
+def test_bad_surrogate_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RandomFeatureEnsemble(**kwargs)
+
+
+def test_surrogate_stores_python_numbers() -> None:
+    ensemble = RandomFeatureEnsemble(
+        n_members=np.int64(4), n_features=16.0, alpha=np.float32(0.5), lengthscale_range=(1, 2)
+    )
+    assert (ensemble.n_members, ensemble.n_features) == (4, 16)
+    assert type(ensemble.n_members) is int and type(ensemble.n_features) is int
+    assert type(ensemble.alpha) is float and ensemble.alpha == 0.5
+    assert ensemble.lengthscale_range == (1.0, 2.0)
+    assert {type(v) for v in ensemble.lengthscale_range} == {float}
 
 
 def test_crossover_and_mutation_stay_in_gene_space() -> None:

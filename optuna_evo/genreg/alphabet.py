@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
+
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """The 26 classes, in label order."""
 
@@ -147,16 +150,12 @@ def render_alphabet(
     Raises:
         ValueError: If an argument is out of range or the letters do not come out distinct.
     """
-    if isinstance(size, bool) or int(size) != size or size < 8:
-        raise ValueError(f"size must be an integer >= 8, got {size!r}.")
-    if isinstance(variations, bool) or int(variations) != variations or variations < 1:
-        raise ValueError(f"variations must be an integer >= 1, got {variations!r}.")
+    size = check_int("size", size, 8)
+    variations = check_int("variations", variations, 1)
     low, high = scale_range
-    if not 0.0 < low <= high:
-        raise ValueError(f"scale_range must satisfy 0 < low <= high, got {scale_range!r}.")
-    if not 0.0 <= max_offset < 0.5:
-        raise ValueError(f"max_offset must be in [0, 0.5), got {max_offset!r}.")
-    size, variations = int(size), int(variations)
+    low = check_float("scale_range[0]", low, 0, low_open=True)
+    high = check_float("scale_range[1]", high, low)
+    max_offset = check_float("max_offset", max_offset, 0, 0.5, high_open=True)
     font_list: list[FontSpec] = list(find_fonts()) if fonts is None else list(fonts)
     if not font_list:
         font_list = [None]

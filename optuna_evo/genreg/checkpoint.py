@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from optuna_evo._validation import check_choice
 from optuna_evo.genreg.trainer import ACTIVATIONS
 from optuna_evo.genreg.trainer import Genome
 from optuna_evo.genreg.trainer import GenregTrainer
@@ -63,16 +64,14 @@ def save_genome(
     Returns:
         The path written.
     """
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {format!r}.")
+    check_choice("format", format, FORMATS)
     if isinstance(source, GenregTrainer):
         genome = source.best_genome()
     elif isinstance(source, Genome):
         genome = source
     elif isinstance(source, (tuple, list)) and len(source) == 2:
         activation = str((config or {}).get("activation", "tanh"))
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}.")
+        check_choice("activation", activation, ACTIVATIONS)
         genome = Genome(list(source[0]), list(source[1]), activation)
         _check_layers(genome)
     else:

@@ -32,6 +32,8 @@ from optuna.distributions import IntDistribution
 import torch
 
 from optuna_evo._experimental import experimental_class
+from optuna_evo._validation import check_choice
+from optuna_evo._validation import check_int
 from optuna_evo.genreg.tasks import TASKS
 from optuna_evo.genreg.tasks import GenregTask
 from optuna_evo.genreg.tasks import load_task
@@ -97,19 +99,17 @@ class GenregObjective:
         task: GenregTask | None = None,
         **trainer_kwargs: Any,
     ) -> None:
-        if task is None and dataset not in TASKS:
-            raise ValueError(f"dataset must be one of {TASKS}, got {dataset!r}.")
-        for name, value in (("generations", generations), ("report_every", report_every)):
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
+        if task is None:
+            check_choice("dataset", dataset, TASKS)
+        generations = check_int("generations", generations, 1)
+        report_every = check_int("report_every", report_every, 1)
+        seed = check_int("seed", seed, 0)
         for reserved in ("seed", "device", "layers"):
             if reserved in trainer_kwargs:
                 raise ValueError(f"pass {reserved!r} as GenregObjective's own argument.")
         self.dataset = task.name if task is not None else dataset
-        self.generations = int(generations)
-        self.report_every = int(report_every)
+        self.generations = generations
+        self.report_every = report_every
         self.device = resolve_device(device)
         self.data_dir = data_dir
         self.max_train = max_train

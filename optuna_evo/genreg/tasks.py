@@ -17,6 +17,8 @@ import os
 
 import torch
 
+from optuna_evo._validation import check_choice
+from optuna_evo._validation import check_int
 from optuna_evo.genreg.alphabet import LETTERS
 from optuna_evo.genreg.alphabet import render_alphabet
 from optuna_evo.objectives.data import load_image_dataset
@@ -108,8 +110,7 @@ def load_task(
     Returns:
         The :class:`GenregTask`.
     """
-    if name not in TASKS:
-        raise ValueError(f"name must be one of {TASKS}, got {name!r}.")
+    check_choice("name", name, TASKS)
     device = resolve_device(device)
     if name in ("fashion-mnist", "mnist"):
         splits = load_image_dataset(
@@ -135,8 +136,7 @@ def load_task(
         x, y = render_alphabet(size, 1)
         x, y = x.to(device), y.to(device)
         return GenregTask(x, y, x, y, x, y, len(LETTERS), CLASS_NAMES[name], name)
-    if isinstance(eval_variations, bool) or int(eval_variations) < 1:
-        raise ValueError(f"eval_variations must be an integer >= 1, got {eval_variations!r}.")
+    eval_variations = check_int("eval_variations", eval_variations, 1)
     train_x, train_y = render_alphabet(size, variations, seed=seed)
     # One extra variation per split, then drop the canonical one: unseen renderings only.
     val_x, val_y = render_alphabet(size, eval_variations + 1, seed=seed + 1)

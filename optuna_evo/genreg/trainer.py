@@ -91,13 +91,17 @@ import math
 import time
 from typing import Any
 
-import optuna
 import torch
 
 from optuna_evo._experimental import experimental_class
+from optuna_evo._logging import get_logger
+from optuna_evo._validation import check_choice
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
+from optuna_evo._validation import check_probability
 from optuna_evo.objectives.data import resolve_device
 
-_logger = optuna.logging.get_logger(__name__)
+_logger = get_logger(__name__)
 
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu")
 """Hidden activations :class:`GenregTrainer` accepts."""
@@ -341,33 +345,6 @@ class Genome:
         return per_class_accuracy(self.predict(x), y.to(self.device), n_classes)
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    try:
-        integral = not isinstance(value, bool) and int(value) == value
-    except (TypeError, ValueError):
-        integral = False
-    if not integral or value < low:
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be an integer {bound}, got {value!r}.")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}.")
-    return int(value)
-
-
-def _check_float(
-    name: str, value: Any, low: float, high: float, *, open_low: bool = False
-) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}.") from None
-    ok = math.isfinite(v) and (v > low if open_low else v >= low) and v <= high
-    if not ok:
-        interval = f"{'(' if open_low else '['}{low}, {high}]"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
-    return v
-
-
 @experimental_class("0.1.0")
 class GenregTrainer:
     """GENREG: a population of MLPs evolved by trust, evaluated in one batched pass.
@@ -448,57 +425,44 @@ class GenregTrainer:
     ) -> None:
         layers = list(layers)
         if len(layers) < 2:
-            raise ValueError(f"layers must have at least 2 widths (in, out), got {layers!r}.")
-        self.layers = [_check_int(f"layers[{i}]", n, 1) for i, n in enumerate(layers)]
-        self.population = _check_int("population", population, 2)
-        self.mutation_rate = _check_float("mutation_rate", mutation_rate, 0.0, 1.0)
-        self.child_mutation_rate = _check_float(
-            "child_mutation_rate", child_mutation_rate, 0.0, 1.0
-        )
-        self.mutation_scale = _check_float(
-            "mutation_scale", mutation_scale, 0.0, math.inf, open_low=True
-        )
-        self.survival_cutoff = _check_float(
-            "survival_cutoff", survival_cutoff, 0.0, 1.0, open_low=True
-        )
+            raise ValueError(f"`layers` must have at least 2 widths (in, out), got {layers!r}.")
+        self.layers = [check_int(f"layers[{i}]", n, 1) for i, n in enumerate(layers)]
+        self.population = check_int("population", population, 2)
+        self.mutation_rate = check_probability("mutation_rate", mutation_rate)
+        self.child_mutation_rate = check_probability("child_mutation_rate", child_mutation_rate)
+        self.mutation_scale = check_float("mutation_scale", mutation_scale, 0, low_open=True)
+        self.survival_cutoff = check_float("survival_cutoff", survival_cutoff, 0, 1, low_open=True)
         self.n_survivors = int(self.survival_cutoff * self.population + 1e-9)
         if not 1 <= self.n_survivors < self.population:
             raise ValueError(
-                f"survival_cutoff={survival_cutoff} keeps {self.n_survivors} of population="
-                f"{self.population}; it must keep between 1 and population - 1 genomes, i.e. be "
-                f"in [{1 / self.population:.4g}, {1 - 1 / self.population:.4g}]."
+                f"`survival_cutoff` must keep between 1 and population - 1 genomes, i.e. be in "
+                f"[{1 / self.population:.4g}, {1 - 1 / self.population:.4g}] for population="
+                f"{self.population}, got {survival_cutoff!r} (keeps {self.n_survivors})."
             )
-        self.trust_inheritance = _check_float("trust_inheritance", trust_inheritance, 0.0, 1.0)
-        self.trust_decay = _check_float("trust_decay", trust_decay, 0.0, 1.0)
-        self.correct_reward = _check_float("correct_reward", correct_reward, -math.inf, math.inf)
-        self.wrong_penalty = _check_float("wrong_penalty", wrong_penalty, -math.inf, math.inf)
+        self.trust_inheritance = check_probability("trust_inheritance", trust_inheritance)
+        self.trust_decay = check_probability("trust_decay", trust_decay)
+        self.correct_reward = check_float("correct_reward", correct_reward)
+        self.wrong_penalty = check_float("wrong_penalty", wrong_penalty)
         if not self.wrong_penalty < self.correct_reward:
             raise ValueError(
-                f"wrong_penalty ({wrong_penalty}) must be < correct_reward ({correct_reward})."
+                f"`wrong_penalty` must be < `correct_reward` ({self.correct_reward}), "
+                f"got {wrong_penalty!r}."
             )
-        self.samples_per_class = _check_int("samples_per_class", samples_per_class, 1)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}.")
-        self.activation = activation
-        self.init_scale = _check_float("init_scale", init_scale, 0.0, math.inf, open_low=True)
-        self.elitism = _check_int("elitism", elitism, 0, self.n_survivors)
-        self.adaptive_mutation = _check_float(
-            "adaptive_mutation", adaptive_mutation, 0.0, math.inf
-        )
+        self.samples_per_class = check_int("samples_per_class", samples_per_class, 1)
+        self.activation = check_choice("activation", activation, ACTIVATIONS)
+        self.init_scale = check_float("init_scale", init_scale, 0, low_open=True)
+        self.elitism = check_int("elitism", elitism, 0, self.n_survivors)
+        self.adaptive_mutation = check_float("adaptive_mutation", adaptive_mutation, 0)
         if self.adaptive_mutation > 0 and not _MIN_SCALE <= self.mutation_scale <= _MAX_SCALE:
             # The self-adapted scales are kept in this range: a start outside it would be
             # clamped after one generation.
             raise ValueError(
-                f"mutation_scale must be in [{_MIN_SCALE}, {_MAX_SCALE}] with adaptive_mutation "
+                f"`mutation_scale` must be in [{_MIN_SCALE}, {_MAX_SCALE}] with adaptive_mutation "
                 f"on, got {mutation_scale!r}."
             )
-        if fitness not in FITNESSES:
-            raise ValueError(f"fitness must be one of {FITNESSES}, got {fitness!r}.")
-        self.fitness = fitness
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
-        self.mode = mode
-        self.seed = _check_int("seed", seed, 0)
+        self.fitness = check_choice("fitness", fitness, FITNESSES)
+        self.mode = check_choice("mode", mode, MODES)
+        self.seed = check_int("seed", seed, 0)
         self.device = resolve_device(device)
 
         self._shapes = list(zip(self.layers[:-1], self.layers[1:]))
@@ -676,8 +640,8 @@ class GenregTrainer:
         Returns:
             ``self``.
         """
-        generations = _check_int("generations", generations, 0)
-        log_every = _check_int("log_every", log_every, 0)
+        generations = check_int("generations", generations, 0)
+        log_every = check_int("log_every", log_every, 0)
         pools = self._class_pools(x, y)
         bar = None
         if progress:

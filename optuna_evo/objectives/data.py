@@ -33,10 +33,14 @@ import tempfile
 import urllib.request
 
 import numpy as np
-import optuna
 import torch
 
-_logger = optuna.logging.get_logger(__name__)
+from optuna_evo._logging import get_logger
+from optuna_evo._validation import check_choice
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
+
+_logger = get_logger(__name__)
 
 ENV_DATA_DIR = "OPTUNA_EVO_DATA_DIR"
 """Environment variable naming a data directory (or a parent of ``<name>`` subfolders)."""
@@ -367,13 +371,11 @@ def load_image_dataset(
         DataNotFoundError: If the files are found nowhere (the message says where it looked).
         ValueError: If an argument is out of range or a file is malformed.
     """
-    if name not in _IMAGE_DATASETS:
-        raise ValueError(f"name must be one of {IMAGE_DATASETS}, got {name!r}.")
-    _check_positive_or_none("max_train", max_train)
-    _check_positive_or_none("max_val", max_val)
-    _check_positive_or_none("max_test", max_test)
-    if not isinstance(n_val, int) or n_val < 1:
-        raise ValueError(f"n_val must be an int >= 1, got {n_val!r}.")
+    check_choice("name", name, IMAGE_DATASETS)
+    max_train = check_int("max_train", max_train, 1, none_ok=True)
+    max_val = check_int("max_val", max_val, 1, none_ok=True)
+    max_test = check_int("max_test", max_test, 1, none_ok=True)
+    n_val = check_int("n_val", n_val, 1)
     device = resolve_device(device)
     directory = find_image_dir(name, data_dir, download=download, cache_dir=cache_dir)
     key = (name, str(directory), str(device), n_val, split_seed, max_train, max_val, max_test)
@@ -384,7 +386,7 @@ def load_image_dataset(
     train_images, train_labels, test_images, test_labels = _read_image_dir(directory)
     n_file = len(train_images)
     if n_val >= n_file:
-        raise ValueError(f"n_val must be in [1, {n_file - 1}] for {name}, got {n_val}.")
+        raise ValueError(f"`n_val` must be in [1, {n_file - 1}] for {name}, got {n_val}.")
     n_classes = 10
     for labels, what in ((train_labels, "training"), (test_labels, "test")):
         if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
@@ -434,8 +436,7 @@ def image_search_paths(name: str, data_dir: str | os.PathLike[str] | None = None
     Returns:
         Candidate directories (they need not exist).
     """
-    if name not in _IMAGE_DATASETS:
-        raise ValueError(f"name must be one of {IMAGE_DATASETS}, got {name!r}.")
+    check_choice("name", name, IMAGE_DATASETS)
     tv_name = _IMAGE_DATASETS[name][0]
 
     def variants(root: Path) -> list[Path]:
@@ -694,8 +695,7 @@ def make_text_splits(
     Returns:
         The :class:`TextSplits`.
     """
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}.")
+    val_fraction = check_float("val_fraction", val_fraction, 0, 1, low_open=True, high_open=True)
     if len(text) < 2:
         raise ValueError(f"text must have at least 2 characters, got {len(text)}.")
     device = resolve_device(device)
@@ -742,19 +742,17 @@ def make_synthetic(
     Returns:
         The :class:`ClassificationSplits` with ``x`` of shape ``(N, n_features)``.
     """
-    for arg, value, low in (
-        ("n", n, 3),
-        ("n_features", n_features, 1),
-        ("n_classes", n_classes, 2),
-    ):
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"{arg} must be an int >= {low}, got {value!r}.")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}.")
-    if not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1 - val_fraction), got {test_fraction!r}.")
-    if spread <= 0:
-        raise ValueError(f"spread must be > 0, got {spread!r}.")
+    n = check_int("n", n, 3)
+    n_features = check_int("n_features", n_features, 1)
+    n_classes = check_int("n_classes", n_classes, 2)
+    val_fraction = check_float("val_fraction", val_fraction, 0, 1, low_open=True, high_open=True)
+    test_fraction = check_float("test_fraction", test_fraction, 0, 1, high_open=True)
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(
+            f"`test_fraction` must be < 1 - val_fraction = {1 - val_fraction:.4g}, "
+            f"got {test_fraction!r}."
+        )
+    spread = check_float("spread", spread, 0, low_open=True)
     device = resolve_device(device)
     g = torch.Generator().manual_seed(seed)
     centres = torch.randn(n_classes, n_features, generator=g) * math.sqrt(8.0 / n_features)
@@ -773,11 +771,6 @@ def make_synthetic(
     return ClassificationSplits(
         *(t.to(device) for t in parts), n_classes=n_classes, name="synthetic", source="synthetic"
     )
-
-
-def _check_positive_or_none(arg: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{arg} must be None or an int >= 1, got {value!r}.")
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:

@@ -14,6 +14,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from optuna_evo._validation import check_choice
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
 from optuna_evo.architecture import ACTIVATIONS
 from optuna_evo.architecture import Architecture
 
@@ -54,9 +57,7 @@ def make_activation(name: str) -> nn.Module:
         "silu": nn.SiLU,
         "leaky_relu": nn.LeakyReLU,
     }
-    if name not in factories:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}.")
-    return factories[name]()
+    return factories[check_choice("activation", name, ACTIVATIONS)]()
 
 
 class MLP(_CountsParameters, nn.Module):
@@ -158,19 +159,14 @@ class SeedCNN(_CountsParameters, nn.Module):
         dropout2: float = 0.5,
     ) -> None:
         super().__init__()
-        for arg, value, low in (
-            ("c1", c1, 1),
-            ("c2", c2, 1),
-            ("hidden", hidden, 1),
-            ("n_classes", n_classes, 1),
-            ("in_channels", in_channels, 1),
-            ("image_size", image_size, 6),
-        ):
-            if not isinstance(value, int) or value < low:
-                raise ValueError(f"{arg} must be an int >= {low}, got {value!r}.")
-        for arg, p in (("dropout1", dropout1), ("dropout2", dropout2)):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{arg} must be in [0, 1), got {p!r}.")
+        c1 = check_int("c1", c1, 1)
+        c2 = check_int("c2", c2, 1)
+        hidden = check_int("hidden", hidden, 1)
+        n_classes = check_int("n_classes", n_classes, 1)
+        in_channels = check_int("in_channels", in_channels, 1)
+        image_size = check_int("image_size", image_size, 6)
+        dropout1 = check_float("dropout1", dropout1, 0, 1, high_open=True)
+        dropout2 = check_float("dropout2", dropout2, 0, 1, high_open=True)
         self.conv1 = nn.Conv2d(in_channels, c1, 3, 1)
         self.conv2 = nn.Conv2d(c1, c2, 3, 1)
         self.dropout1 = nn.Dropout(dropout1)
@@ -215,15 +211,13 @@ class CharTransformerConfig:
 
     def __post_init__(self) -> None:
         for arg in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, arg)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg} must be an int >= 1, got {value!r}.")
+            setattr(self, arg, check_int(arg, getattr(self, arg), 1))
         if self.n_embd % self.n_head:
             raise ValueError(
-                f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})."
+                f"`n_embd` must be divisible by `n_head`, got n_embd={self.n_embd} and "
+                f"n_head={self.n_head}."
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        self.dropout = check_float("dropout", self.dropout, 0, 1, high_open=True)
 
 
 class _CausalSelfAttention(nn.Module):
@@ -337,8 +331,7 @@ class CharTransformer(_CountsParameters, nn.Module):
         Returns:
             Token ids ``(B, T + max_new_tokens)``.
         """
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}.")
+        temperature = check_float("temperature", temperature, 0, low_open=True)
         for _ in range(max_new_tokens):
             logits = self(idx[:, -self.config.block_size :])[:, -1, :] / temperature
             if top_k is not None:

@@ -46,11 +46,14 @@ from optuna.distributions import IntDistribution
 import torch
 
 from optuna_evo import checkpoint
+from optuna_evo._logging import get_logger
+from optuna_evo._validation import check_choice
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
 from optuna_evo.architecture import ACTIVATIONS
 from optuna_evo.architecture import Architecture
 from optuna_evo.objectives.data import ClassificationSplits
 from optuna_evo.objectives.data import TextSplits
-from optuna_evo.objectives.data import _check_positive_or_none
 from optuna_evo.objectives.data import load_image_dataset
 from optuna_evo.objectives.data import load_tiny_shakespeare
 from optuna_evo.objectives.data import make_synthetic
@@ -61,8 +64,6 @@ from optuna_evo.objectives.models import CharTransformerConfig
 from optuna_evo.objectives.models import SeedCNN
 from optuna_evo.objectives.train import TrainConfig
 from optuna_evo.objectives.train import TrainingFailed
-from optuna_evo.objectives.train import _check_int
-from optuna_evo.objectives.train import _check_time_budget
 from optuna_evo.objectives.train import release_memory
 from optuna_evo.objectives.train import set_seed
 from optuna_evo.objectives.train import train
@@ -70,7 +71,7 @@ from optuna_evo.objectives.train import train
 if TYPE_CHECKING:
     from optuna.artifacts._protocol import ArtifactStore
 
-_logger = optuna.logging.get_logger(__name__)
+_logger = get_logger(__name__)
 
 MLP_DATASETS: tuple[str, ...] = ("fashion-mnist", "mnist", "synthetic")
 """Datasets :class:`MLPTask` can train on."""
@@ -152,8 +153,7 @@ class _Task:
         catch_failures: bool,
         artifact_store: ArtifactStore | None = None,
     ) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}.")
+        seed = check_int("seed", seed)
         if artifact_store is not None and not checkpoint.is_artifact_store(artifact_store):
             raise ValueError(
                 "artifact_store must be an optuna.artifacts store (e.g. "
@@ -267,11 +267,11 @@ class FashionMNISTCNN(_Task):
         artifact_store: ArtifactStore | None = None,
     ) -> None:
         super().__init__(device, seed, catch_failures, artifact_store)
-        _check_int("epochs", epochs, 1)
+        epochs = check_int("epochs", epochs, 1)
         SeedCNN(c1=c1, c2=c2, hidden=hidden)  # Validates the width knobs now, not per trial.
-        _check_positive_or_none("max_train", max_train)
-        _check_positive_or_none("max_val", max_val)
-        _check_time_budget(time_budget_s)
+        max_train = check_int("max_train", max_train, 1, none_ok=True)
+        max_val = check_int("max_val", max_val, 1, none_ok=True)
+        time_budget_s = check_float("time_budget_s", time_budget_s, 0, low_open=True, none_ok=True)
         self.data_dir = data_dir
         self.epochs = epochs
         self.max_train = max_train
@@ -380,14 +380,13 @@ class MLPTask(_Task):
         artifact_store: ArtifactStore | None = None,
     ) -> None:
         super().__init__(device, seed, catch_failures, artifact_store)
-        if dataset not in MLP_DATASETS:
-            raise ValueError(f"dataset must be one of {MLP_DATASETS}, got {dataset!r}.")
-        _check_int("epochs", epochs, 1)
+        check_choice("dataset", dataset, MLP_DATASETS)
+        epochs = check_int("epochs", epochs, 1)
         if architecture_fn is not None and not callable(architecture_fn):
             raise ValueError("architecture_fn must be callable as fn(trial) -> Architecture.")
-        _check_positive_or_none("max_train", max_train)
-        _check_positive_or_none("max_val", max_val)
-        _check_time_budget(time_budget_s)
+        max_train = check_int("max_train", max_train, 1, none_ok=True)
+        max_val = check_int("max_val", max_val, 1, none_ok=True)
+        time_budget_s = check_float("time_budget_s", time_budget_s, 0, low_open=True, none_ok=True)
         self.dataset = dataset
         self.data_dir = data_dir
         self.epochs = epochs
@@ -533,16 +532,12 @@ class CharLM(_Task):
         artifact_store: ArtifactStore | None = None,
     ) -> None:
         super().__init__(device, seed, catch_failures, artifact_store)
-        for arg, value in (
-            ("max_steps", max_steps),
-            ("eval_interval", eval_interval),
-            ("eval_iters", eval_iters),
-            ("block_size", block_size),
-        ):
-            _check_int(arg, value, 1)
-        _check_time_budget(time_budget_s)
-        if warmup_steps is not None:
-            _check_int("warmup_steps", warmup_steps, 0)
+        max_steps = check_int("max_steps", max_steps, 1)
+        eval_interval = check_int("eval_interval", eval_interval, 1)
+        eval_iters = check_int("eval_iters", eval_iters, 1)
+        block_size = check_int("block_size", block_size, 1)
+        time_budget_s = check_float("time_budget_s", time_budget_s, 0, low_open=True, none_ok=True)
+        warmup_steps = check_int("warmup_steps", warmup_steps, 0, none_ok=True)
         self.data_path = data_path
         self.max_steps = max_steps
         self.eval_interval = eval_interval

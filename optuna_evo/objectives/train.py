@@ -33,12 +33,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from optuna_evo._logging import get_logger
+from optuna_evo._validation import check_choice
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
 from optuna_evo.objectives.data import ClassificationSplits
 from optuna_evo.objectives.data import TextSplits
 from optuna_evo.objectives.data import resolve_device
 from optuna_evo.objectives.models import count_parameters
 
-_logger = optuna.logging.get_logger(__name__)
+_logger = get_logger(__name__)
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
 """Optimizer names accepted by :class:`TrainConfig`."""
@@ -149,37 +153,39 @@ class TrainConfig:
     stop_at_val_loss: float | None = None
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
-        if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}.")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite float > 0, got {self.lr!r}.")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}.")
-        if not self.weight_decay >= 0.0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}.")
-        for arg in ("batch_size", "eval_iters"):
-            _check_int(arg, getattr(self, arg), 1)
+        # Store the checked values: numpy scalars / integral floats become Python numbers.
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("scheduler", self.scheduler, SCHEDULERS)
+        self.lr = check_float("lr", self.lr, 0, low_open=True)
+        self.momentum = check_float("momentum", self.momentum, 0, 1, high_open=True)
+        self.weight_decay = check_float("weight_decay", self.weight_decay, 0)
+        self.batch_size = check_int("batch_size", self.batch_size, 1)
+        self.eval_iters = check_int("eval_iters", self.eval_iters, 1)
         optional = ("epochs", "max_steps", "eval_interval", "eval_batch_size", "block_size")
         for arg in (*optional, "step_size"):
-            if getattr(self, arg) is not None:
-                _check_int(arg, getattr(self, arg), 1)
-        _check_int("warmup_steps", self.warmup_steps, 0)
-        _check_int("nan_check_interval", self.nan_check_interval, 0)
-        _check_time_budget(self.time_budget_s)
+            setattr(self, arg, check_int(arg, getattr(self, arg), 1, none_ok=True))
+        self.warmup_steps = check_int("warmup_steps", self.warmup_steps, 0)
+        self.nan_check_interval = check_int("nan_check_interval", self.nan_check_interval, 0)
+        self.time_budget_s = check_float(
+            "time_budget_s", self.time_budget_s, 0, low_open=True, none_ok=True
+        )
         if self.epochs is None and self.max_steps is None and self.time_budget_s is None:
-            raise ValueError("Set at least one of epochs, max_steps or time_budget_s.")
-        if not 0.0 < self.step_gamma <= 1.0:
-            raise ValueError(f"step_gamma must be in (0, 1], got {self.step_gamma!r}.")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}.")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be None or > 0, got {self.grad_clip!r}.")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"betas must be two floats in [0, 1), got {self.betas!r}.")
+            raise ValueError("Set at least one of `epochs`, `max_steps` or `time_budget_s`.")
+        self.step_gamma = check_float("step_gamma", self.step_gamma, 0, 1, low_open=True)
+        self.min_lr_ratio = check_float("min_lr_ratio", self.min_lr_ratio, 0, 1)
+        self.grad_clip = check_float("grad_clip", self.grad_clip, 0, low_open=True, none_ok=True)
+        try:
+            betas = tuple(self.betas)
+        except TypeError:
+            betas = ()
+        if len(betas) != 2:
+            raise ValueError(f"`betas` must be a pair of numbers in [0, 1), got {self.betas!r}.")
+        self.betas = (
+            check_float("betas[0]", betas[0], 0, 1, high_open=True),
+            check_float("betas[1]", betas[1], 0, 1, high_open=True),
+        )
         if self.scheduler == "cosine" and self.epochs is None and self.max_steps is None:
-            raise ValueError("scheduler='cosine' needs epochs or max_steps as its horizon.")
+            raise ValueError("`scheduler='cosine'` needs `epochs` or `max_steps` as its horizon.")
 
 
 @dataclass
@@ -362,7 +368,7 @@ def make_scheduler(
         step_size = config.step_size or steps_per_epoch
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size, gamma=config.step_gamma)
     if total_steps is None:
-        raise ValueError("scheduler='cosine' needs epochs or max_steps as its horizon.")
+        raise ValueError("`scheduler='cosine'` needs `epochs` or `max_steps` as its horizon.")
     warmup, floor = config.warmup_steps, config.min_lr_ratio
 
     def factor(step: int) -> float:
@@ -481,8 +487,8 @@ class _Run:
                 n = len(getattr(self.data, split))
                 if n < self.block_size + 2:
                     raise ValueError(
-                        f"block_size ({self.block_size}) must be at most len(data.{split}) - 2 "
-                        f"({n - 2})."
+                        f"`block_size` must be at most len(data.{split}) - 2 = {n - 2}, "
+                        f"got {self.block_size}."
                     )
             self.batches = _TextBatches(
                 self.data.train, config.batch_size, self.block_size, generator
@@ -728,19 +734,9 @@ def _infer_task(data: ClassificationSplits | TextSplits, task: str | None) -> st
         )
     if task is None:
         return inferred
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+    check_choice("task", task, TASKS)
     if task != inferred:
-        raise ValueError(f"task={task!r} does not match data of type {type(data).__name__}.")
+        raise ValueError(
+            f"`task` must be {inferred!r} for data of type {type(data).__name__}, got {task!r}."
+        )
     return task
-
-
-def _check_int(arg: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{arg} must be an int >= {low}, got {value!r}.")
-
-
-def _check_time_budget(value: Any) -> None:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if value is not None and not (number and value > 0):
-        raise ValueError(f"time_budget_s must be None or a number > 0, got {value!r}.")

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution
 
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_probability
 from optuna_evo.architecture import Architecture
 from optuna_evo.operators._space import from_internal
 from optuna_evo.operators._space import is_numeric
@@ -40,9 +42,7 @@ class UniformCrossover(BaseCrossover):
     """
 
     def __init__(self, swapping_prob: float = 0.5) -> None:
-        if not (0.0 <= swapping_prob <= 1.0):
-            raise ValueError(f"`swapping_prob` must be in [0, 1], got {swapping_prob}.")
-        self.swapping_prob = swapping_prob
+        self.swapping_prob = check_probability("swapping_prob", swapping_prob)
 
     def __call__(
         self, distribution: BaseDistribution, values: Sequence[Any], rng: np.random.RandomState
@@ -64,9 +64,7 @@ class BlendCrossover(BaseCrossover):
     """
 
     def __init__(self, alpha: float = 0.5) -> None:
-        if alpha < 0.0:
-            raise ValueError(f"`blend_alpha` must be >= 0, got {alpha}.")
-        self.alpha = alpha
+        self.alpha = check_float("blend_alpha", alpha, 0)
 
     def __call__(
         self, distribution: BaseDistribution, values: Sequence[Any], rng: np.random.RandomState

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution
 
+from optuna_evo._validation import check_float
 from optuna_evo.operators._space import from_internal
 from optuna_evo.operators._space import internal_bounds
 from optuna_evo.operators._space import is_numeric
@@ -49,9 +50,7 @@ class GaussianMutation(BaseMutation):
     """
 
     def __init__(self, sigma: float = 0.1) -> None:
-        if not sigma > 0.0:
-            raise ValueError(f"`mutation_sigma` must be > 0, got {sigma}.")
-        self.sigma = sigma
+        self.sigma = check_float("mutation_sigma", sigma, 0, low_open=True)
 
     def __call__(
         self, distribution: BaseDistribution, value: Any, rng: np.random.RandomState

@@ -21,6 +21,9 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
+
 
 def _pruned_key(trial: FrozenTrial, sign: float) -> tuple[float, float]:
     # Further-trained pruned trials rank first, then by their last report.
@@ -97,9 +100,7 @@ class TruncationSelection(BaseSelection):
     """
 
     def __init__(self, fraction: float = 0.5) -> None:
-        if not (0.0 < fraction <= 1.0):
-            raise ValueError(f"`survival_fraction` must be in (0, 1], got {fraction}.")
-        self.fraction = fraction
+        self.fraction = check_float("survival_fraction", fraction, 0, 1, low_open=True)
 
     def n_survivors(self, population_size: int) -> int:
         """Number of survivors for a population of ``population_size``."""
@@ -130,9 +131,7 @@ class TournamentSelection(BaseSelection):
     """
 
     def __init__(self, k: int = 3) -> None:
-        if int(k) != k or k < 1:
-            raise ValueError(f"`tournament_size` must be an integer >= 1, got {k}.")
-        self.k = int(k)
+        self.k = check_int("tournament_size", k, 1)
 
     def validate(self, population_size: int) -> None:
         """Refuse a tournament larger than the population."""

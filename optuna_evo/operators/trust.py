@@ -73,6 +73,9 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_evo._experimental import experimental_class
+from optuna_evo._validation import check_choice
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_probability
 from optuna_evo.operators.selection import BaseSelection
 from optuna_evo.operators.selection import rank_trials
 from optuna_evo.samplers._population import LINEAGE_KEY
@@ -147,35 +150,19 @@ class TrustWeightedSelection(BaseSelection):
         correct_reward: float = 10.0,
         wrong_penalty: float = -1.5,
     ) -> None:
-        try:
-            decay, inheritance = float(decay), float(inheritance)
-            survival_fraction = float(survival_fraction)
-            correct_reward, wrong_penalty = float(correct_reward), float(wrong_penalty)
-        except (TypeError, ValueError):
+        self.decay = check_float("decay", decay, 0, 1, high_open=True)
+        self.inheritance = check_probability("inheritance", inheritance)
+        self.survival_fraction = check_float(
+            "survival_fraction", survival_fraction, 0, 1, low_open=True
+        )
+        self.reward = check_choice("reward", reward, REWARDS)
+        self.correct_reward = check_float("correct_reward", correct_reward)
+        self.wrong_penalty = check_float("wrong_penalty", wrong_penalty)
+        if not self.wrong_penalty < self.correct_reward:
             raise ValueError(
-                "decay, inheritance, survival_fraction, correct_reward and wrong_penalty must "
-                "be numbers."
-            ) from None
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"decay must be in [0, 1), got {decay!r}.")
-        if not 0.0 <= inheritance <= 1.0:
-            raise ValueError(f"inheritance must be in [0, 1], got {inheritance!r}.")
-        if not 0.0 < survival_fraction <= 1.0:
-            raise ValueError(f"survival_fraction must be in (0, 1], got {survival_fraction!r}.")
-        if reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}.")
-        if not (math.isfinite(correct_reward) and math.isfinite(wrong_penalty)):
-            raise ValueError("correct_reward and wrong_penalty must be finite.")
-        if not wrong_penalty < correct_reward:
-            raise ValueError(
-                f"wrong_penalty ({wrong_penalty}) must be < correct_reward ({correct_reward})."
+                f"`wrong_penalty`={self.wrong_penalty} must be < "
+                f"`correct_reward`={self.correct_reward}."
             )
-        self.decay = float(decay)
-        self.inheritance = float(inheritance)
-        self.survival_fraction = float(survival_fraction)
-        self.reward = reward
-        self.correct_reward = float(correct_reward)
-        self.wrong_penalty = float(wrong_penalty)
         self._study: Study | None = None
         # generation -> (member ids, {trial id: trust}); reused while a generation is unchanged.
         self._memo: dict[int, tuple[tuple[int, ...], dict[int, float]]] = {}
@@ -209,7 +196,7 @@ class TrustWeightedSelection(BaseSelection):
         """Refuse a fraction that leaves no parent."""
         if self.n_survivors(population_size) < 1:
             raise ValueError(
-                f"survival_fraction={self.survival_fraction} leaves no parent for "
+                f"`survival_fraction`={self.survival_fraction} leaves no parent for "
                 f"population_size={population_size}; it must be at least 1/population_size."
             )
 

@@ -40,6 +40,8 @@ from optuna.distributions import BaseDistribution
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
 from optuna_evo.operators._space import sample_uniform
 from optuna_evo.operators.crossover import BaseCrossover
 from optuna_evo.operators.crossover import BlendCrossover
@@ -71,8 +73,8 @@ class FemaleGenome:
 
     Attributes:
         weights: Non-negative mixing weight per family, in :data:`FAMILIES` order.
-        window: Number of most recent reports the families are fitted to (>= 3; the whole
-            prefix when it is shorter).
+        window: Number of most recent reports the families are fitted to (>= 1, at least 2
+            are used; the whole prefix when it is shorter). Evolution draws it from [3, 32].
         horizon: Extrapolation factor applied to the remaining steps, > 0.
         bias: Share of the change seen so far added to the mixture.
     """
@@ -87,18 +89,14 @@ class FemaleGenome:
             raise ValueError(
                 f"`weights` needs {len(FAMILIES)} values ({FAMILIES}), got {len(self.weights)}."
             )
-        if any(not (w >= 0.0 and math.isfinite(w)) for w in self.weights):
-            raise ValueError(f"`weights` must be finite and >= 0, got {self.weights}.")
-        if int(self.window) != self.window or self.window < 1:
-            raise ValueError(f"`window` must be an integer >= 1, got {self.window}.")
-        if not (self.horizon > 0.0 and math.isfinite(self.horizon)):
-            raise ValueError(f"`horizon` must be finite and > 0, got {self.horizon}.")
-        if not math.isfinite(self.bias):
-            raise ValueError(f"`bias` must be finite, got {self.bias}.")
-        object.__setattr__(self, "weights", tuple(_round(w) for w in self.weights))
-        object.__setattr__(self, "window", int(self.window))
-        object.__setattr__(self, "horizon", _round(self.horizon))
-        object.__setattr__(self, "bias", _round(self.bias))
+        weights = tuple(
+            _round(check_float(f"weights[{i}]", w, 0)) for i, w in enumerate(self.weights)
+        )
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "window", check_int("window", self.window, 1))
+        horizon = check_float("horizon", self.horizon, 0, low_open=True)
+        object.__setattr__(self, "horizon", _round(horizon))
+        object.__setattr__(self, "bias", _round(check_float("bias", self.bias)))
 
     # -- serialisation ------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
 from optuna_evo.operators._space import internal_bounds
 
 
@@ -152,22 +154,18 @@ class RandomFeatureEnsemble(BaseSurrogate):
         alpha: float = 1e-2,
         lengthscale_range: tuple[float, float] = (0.1, 1.0),
     ) -> None:
-        if isinstance(n_members, bool) or int(n_members) != n_members or n_members < 2:
-            raise ValueError(f"`n_members` must be an integer >= 2, got {n_members!r}.")
-        if isinstance(n_features, bool) or int(n_features) != n_features or n_features < 1:
-            raise ValueError(f"`n_features` must be an integer >= 1, got {n_features!r}.")
-        if not (alpha > 0.0 and math.isfinite(alpha)):
-            raise ValueError(f"`alpha` must be a finite number > 0, got {alpha!r}.")
+        self.n_members = check_int("n_members", n_members, 2)
+        self.n_features = check_int("n_features", n_features, 1)
+        self.alpha = check_float("alpha", alpha, 0, low_open=True)
         low, high = lengthscale_range
-        if not (0.0 < low <= high and math.isfinite(high)):
+        low = check_float("lengthscale_range[0]", low, 0, low_open=True)
+        high = check_float("lengthscale_range[1]", high, 0, low_open=True)
+        if not low <= high:
             raise ValueError(
-                f"`lengthscale_range` must be (low, high) with 0 < low <= high, got "
+                f"`lengthscale_range` must be (low, high) with low <= high, got "
                 f"{lengthscale_range!r}."
             )
-        self.n_members = int(n_members)
-        self.n_features = int(n_features)
-        self.alpha = float(alpha)
-        self.lengthscale_range = (float(low), float(high))
+        self.lengthscale_range = (low, high)
 
     def fit(self, x: np.ndarray, y: np.ndarray, rng: np.random.RandomState) -> SurrogateModel:
         """Fit the ensemble (see the class docstring)."""

@@ -7,7 +7,6 @@ import threading
 from typing import Protocol
 
 import numpy as np
-import optuna
 from optuna.pruners import BasePruner
 from optuna.study import Study
 from optuna.study import StudyDirection
@@ -15,13 +14,17 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_evo._experimental import experimental_class
+from optuna_evo._logging import get_logger
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
+from optuna_evo._validation import check_probability
 from optuna_evo.predictors.female import DEFAULT_FEMALE
 from optuna_evo.predictors.female import FemaleGenome
 from optuna_evo.predictors.population import best_female
 from optuna_evo.predictors.population import final_step
 from optuna_evo.predictors.population import trial_curve
 
-_logger = optuna.logging.get_logger(__name__)
+_logger = get_logger(__name__)
 
 _MAX_CALIBRATION_TRIALS = 50
 
@@ -31,12 +34,6 @@ class CurvePredictor(Protocol):
 
     def predict(self, steps: np.ndarray, values: np.ndarray, target_step: float) -> float:
         """Predict the value at ``target_step`` from the reports ``(steps, values)``."""
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"`{name}` must be an integer >= {low}, got {value!r}.")
-    return value
 
 
 @experimental_class("0.1.0")
@@ -97,21 +94,18 @@ class LearningCurvePruner(BasePruner):
         confidence: float = 0.9,
         predictor: CurvePredictor | None = None,
     ) -> None:
-        self._min_steps = _check_int("min_steps", min_steps, 2)
-        self._min_finished = _check_int("min_finished_trials", min_finished_trials, 1)
-        self._n_best = _check_int("n_best", n_best, 1)
+        self._min_steps = check_int("min_steps", min_steps, 2)
+        self._min_finished = check_int("min_finished_trials", min_finished_trials, 1)
+        self._n_best = check_int("n_best", n_best, 1)
         if self._n_best > self._min_finished:
             raise ValueError(
-                f"`n_best` must be <= min_finished_trials={min_finished_trials}, got {n_best}."
+                f"`n_best` must be <= `min_finished_trials`={self._min_finished}, "
+                f"got {self._n_best}."
             )
-        if not (margin >= 0.0 and math.isfinite(margin)):
-            raise ValueError(f"`margin` must be finite and >= 0, got {margin!r}.")
-        if not (0.0 <= confidence <= 1.0):
-            raise ValueError(f"`confidence` must be in [0, 1], got {confidence!r}.")
+        self._margin = check_float("margin", margin, 0)
+        self._confidence = check_probability("confidence", confidence)
         if predictor is not None and not callable(getattr(predictor, "predict", None)):
             raise ValueError("`predictor` must have a predict(steps, values, target_step).")
-        self._margin = float(margin)
-        self._confidence = float(confidence)
         self._predictor = predictor
         self._lock = threading.Lock()
         # Caches of storage reads, keyed by what invalidates them.

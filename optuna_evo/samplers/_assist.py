@@ -23,6 +23,10 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_evo._experimental import experimental_class
+from optuna_evo._validation import check_bool
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
+from optuna_evo._validation import check_probability
 from optuna_evo.predictors.surrogate import BaseSurrogate
 from optuna_evo.predictors.surrogate import ParamEncoder
 from optuna_evo.predictors.surrogate import SurrogateModel
@@ -33,22 +37,6 @@ CANDIDATE_KEY = "optuna_evo:candidate"
 
 ASSIST_KEY = "optuna_evo:assist"
 """Trial system attr (mirrored to a user attr): how the trial's child was chosen."""
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer, float))
-    ok = ok and value == int(value) and value >= low and (high is None or value <= high)
-    if not ok:
-        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"`{name}` must be an integer {bounds}, got {value!r}.")
-    return int(value)
-
-
-def _check_float(name: str, value: Any, low: float, high: float = math.inf) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.floating))
-    if not ok or not (low <= value <= high) or math.isnan(value):
-        raise ValueError(f"`{name}` must be a number in [{low}, {high}], got {value!r}.")
-    return float(value)
 
 
 @experimental_class("0.1.0")
@@ -128,24 +116,27 @@ class PredictorAssist:
     _model: BaseSurrogate | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        k = _check_int("n_candidates", self.n_candidates, 1, 1000)
+        def store(name: str, value: Any) -> Any:
+            # Frozen: keep the checked native value (an int for 10.0, a float for np.float32).
+            object.__setattr__(self, name, value)
+            return value
+
+        k = store("n_candidates", check_int("n_candidates", self.n_candidates, 1, 1000))
         model = None if self.surrogate is None else make_surrogate(self.surrogate)
         if k > 1 and model is None:
             raise ValueError(
                 f"`n_candidates`={k} needs a `surrogate` to score the candidates; use "
                 "n_candidates=1 or surrogate='ensemble'."
             )
-        _check_float("kappa", self.kappa, 0.0)
-        _check_float("exploration_rate", self.exploration_rate, 0.0, 1.0)
-        min_trials = _check_int("min_trials", self.min_trials, 2)
-        _check_int("max_train_trials", self.max_train_trials, min_trials)
-        if not isinstance(self.deduplicate, bool):
-            raise ValueError(f"`deduplicate` must be True or False, got {self.deduplicate!r}.")
-        if self.stability_threshold is not None:
-            _check_float("stability_threshold", self.stability_threshold, 0.0)
-            if model is None:
-                raise ValueError("`stability_threshold` needs a `surrogate` to predict values.")
-        _check_int("max_retries", self.max_retries, 0, 1000)
+        store("kappa", check_float("kappa", self.kappa, 0))
+        store("exploration_rate", check_probability("exploration_rate", self.exploration_rate))
+        min_trials = store("min_trials", check_int("min_trials", self.min_trials, 2))
+        store("max_train_trials", check_int("max_train_trials", self.max_train_trials, min_trials))
+        store("deduplicate", check_bool("deduplicate", self.deduplicate))
+        threshold = check_float("stability_threshold", self.stability_threshold, 0, none_ok=True)
+        if store("stability_threshold", threshold) is not None and model is None:
+            raise ValueError("`stability_threshold` needs a `surrogate` to predict values.")
+        store("max_retries", check_int("max_retries", self.max_retries, 0, 1000))
         object.__setattr__(self, "_model", model)
 
     @property

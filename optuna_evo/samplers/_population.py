@@ -82,6 +82,8 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_evo._logging import get_logger
+from optuna_evo._validation import check_int
 from optuna_evo.architecture import ARCHITECTURE_KEY
 from optuna_evo.architecture import N_HIDDEN_PARAM
 from optuna_evo.architecture import Architecture
@@ -118,7 +120,7 @@ _ELITE_ATTEMPTS = 2  # claims of one elite before moving on (a second try after 
 # Pause between storing a shared decision and reading it back, so that a concurrent worker's
 # write lands first and both go on with the same stored value (not needed in memory: one process).
 _SETTLE_PAUSE_S = 0.05
-_logger = optuna.logging.get_logger(__name__)
+_logger = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -293,13 +295,12 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         architecture_space: ArchitectureSpace | None = None,
         evolve_architecture: bool = True,
     ) -> None:
-        if int(population_size) != population_size or population_size < 2:
-            raise ValueError(f"`population_size` must be an integer >= 2, got {population_size}.")
+        population_size = check_int("population_size", population_size, 2)
         if assist is not None and not isinstance(assist, PredictorAssist):
             raise ValueError(
                 f"`assist` must be a PredictorAssist or None, got {type(assist).__name__}."
             )
-        super().__init__(population_size=int(population_size))
+        super().__init__(population_size=population_size)
         self._assist = assist
         self._arch_space = architecture_space
         self._evolve_architecture = evolve_architecture

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 import math
 from typing import Any
-import weakref
 
 import numpy as np
 from optuna.distributions import BaseDistribution
@@ -15,6 +14,9 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_evo._experimental import experimental_class
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
+from optuna_evo._validation import check_probability
 from optuna_evo.operators.crossover import BaseCrossover
 from optuna_evo.operators.crossover import BlendCrossover
 from optuna_evo.operators.crossover import make_crossover
@@ -39,21 +41,6 @@ from optuna_evo.samplers._population import Lineage
 from optuna_evo.samplers._population import Plan
 from optuna_evo.samplers._population import PopulationSampler
 from optuna_evo.samplers._population import settle_study_attr
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer, float))
-    ok = ok and int(value) == value and value >= low and (high is None or value <= high)
-    if not ok:
-        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"`{name}` must be an integer {bounds}, got {value!r}.")
-    return int(value)
-
-
-def _check_unit(name: str, value: float) -> float:
-    if not (0.0 <= value <= 1.0):
-        raise ValueError(f"`{name}` must be in [0, 1], got {value!r}.")
-    return float(value)
 
 
 @experimental_class("0.1.0")
@@ -176,41 +163,23 @@ class GenderSampler(PopulationSampler):
         mirror_user_attrs: bool = True,
     ) -> None:
         # Validate the sizes first so the error names the argument the caller got wrong.
-        _check_int("population_size", population_size, 2)
+        population_size = check_int("population_size", population_size, 2)
         super().__init__(population_size, seed=seed, mirror_user_attrs=mirror_user_attrs)
-        self._n_top_males = _check_int("n_top_males", n_top_males, 1, int(population_size))
-        self._n_top_females = _check_int("n_top_females", n_top_females, 1, int(population_size))
-        self._early_steps = _check_int("early_steps", early_steps, 1)
-        self._speed_weight = _check_unit("speed_weight", speed_weight)
-        self._mutation_prob = _check_unit("mutation_prob", mutation_prob)
-        self._female_mutation_prob = _check_unit("female_mutation_prob", female_mutation_prob)
-        if not (error_weight >= 0.0 and math.isfinite(error_weight)):
-            raise ValueError(f"`error_weight` must be finite and >= 0, got {error_weight!r}.")
-        self._error_weight = float(error_weight)
-        self._max_scoring_males = _check_int("max_scoring_males", max_scoring_males, 3)
+        self._n_top_males = check_int("n_top_males", n_top_males, 1, population_size)
+        self._n_top_females = check_int("n_top_females", n_top_females, 1, population_size)
+        self._early_steps = check_int("early_steps", early_steps, 1)
+        self._speed_weight = check_probability("speed_weight", speed_weight)
+        self._mutation_prob = check_probability("mutation_prob", mutation_prob)
+        self._female_mutation_prob = check_probability(
+            "female_mutation_prob", female_mutation_prob
+        )
+        self._error_weight = check_float("error_weight", error_weight, 0)
+        self._max_scoring_males = check_int("max_scoring_males", max_scoring_males, 3)
         self._crossover = make_crossover(crossover, swapping_prob, blend_alpha)
         self._mutation = make_mutation(mutation, mutation_sigma)
-        try:
-            self._female_mutation = GaussianMutation(female_mutation_sigma)
-        except ValueError:
-            raise ValueError(
-                f"`female_mutation_sigma` must be > 0, got {female_mutation_sigma!r}."
-            ) from None
+        sigma = check_float("female_mutation_sigma", female_mutation_sigma, 0, low_open=True)
+        self._female_mutation = GaussianMutation(sigma)
         self._female_crossover = BlendCrossover(0.5)
-        # Stored populations never change (but for a same-content race): cache them per
-        # storage object, weakly, like the core's parent populations.
-        self._female_cache: weakref.WeakKeyDictionary[
-            Any, dict[tuple[int, int], FemalePopulation]
-        ] = weakref.WeakKeyDictionary()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        del state["_female_cache"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self._female_cache = weakref.WeakKeyDictionary()
 
     @property
     def early_steps(self) -> int:
@@ -229,21 +198,17 @@ class GenderSampler(PopulationSampler):
         ``max_scoring_males`` COMPLETE males of generations before ``g``. Workers that compute
         it at the same moment may see different trials; each reads the stored population back
         and uses that one (see :func:`~optuna_evo.samplers._population.settle_study_attr`).
+        It is read from storage on every call (once per trial), not cached, so a worker that
+        lost such a race still breeds from the stored population afterwards.
         """
         if generation < 1:
             raise ValueError(
                 f"`generation` must be >= 1 (generation 0's females are random), got {generation}."
             )
-        per_study = self._female_cache.setdefault(study._storage, {})
-        cached = per_study.get((study._study_id, generation))
-        if cached is not None:
-            return cached
         attrs = study._storage.get_study_system_attrs(study._study_id)
         stored = attrs.get(females_key(generation))
         if stored is not None:
-            population = FemalePopulation.from_dict(stored)
-            per_study[(study._study_id, generation)] = population
-            return population
+            return FemalePopulation.from_dict(stored)
         # Fill from the newest stored generation (none after a restart from copied trials).
         first = generation
         while first > 1 and females_key(first - 1) not in attrs:
@@ -257,7 +222,6 @@ class GenderSampler(PopulationSampler):
             previous = FemalePopulation.from_dict(
                 settle_study_attr(study, females_key(g), bred.to_dict())
             )
-            per_study[(study._study_id, g)] = previous
         assert previous is not None
         return previous
 

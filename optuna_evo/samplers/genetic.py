@@ -12,6 +12,8 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 
 from optuna_evo._experimental import experimental_class
+from optuna_evo._validation import check_int
+from optuna_evo._validation import check_probability
 from optuna_evo.architecture import ArchitectureSpace
 from optuna_evo.operators.crossover import BaseCrossover
 from optuna_evo.operators.crossover import make_crossover
@@ -24,11 +26,6 @@ from optuna_evo.samplers._assist import PredictorAssist
 from optuna_evo.samplers._population import Lineage
 from optuna_evo.samplers._population import Plan
 from optuna_evo.samplers._population import PopulationSampler
-
-
-def _check_probability(name: str, value: float) -> None:
-    if not (0.0 <= value <= 1.0):
-        raise ValueError(f"`{name}` must be in [0, 1], got {value}.")
 
 
 @experimental_class("0.1.0")
@@ -137,25 +134,21 @@ class GeneticSampler(PopulationSampler):
             assist=assist,
             architecture_space=space,
         )
-        _check_probability("crossover_prob", crossover_prob)
-        _check_probability("mutation_prob", mutation_prob)
+        self._crossover_prob = check_probability("crossover_prob", crossover_prob)
+        self._mutation_prob = check_probability("mutation_prob", mutation_prob)
+        population_size = int(population_size)  # Checked by PopulationSampler.
         self._selection = make_selection(selection, survival_fraction, tournament_size)
         self._selection.validate(population_size)
         self._crossover = make_crossover(crossover, swapping_prob, blend_alpha)
         self._mutation = make_mutation(mutation, mutation_sigma)
-        if int(n_elites) != n_elites or not (0 <= n_elites < population_size):
-            raise ValueError(
-                f"`n_elites` must be an integer in [0, {population_size - 1}], got {n_elites}."
-            )
+        n_elites = check_int("n_elites", n_elites, 0, population_size - 1)
         n_survivors = len(self._selection.survivors(range(population_size), population_size))  # type: ignore[arg-type]
         if n_elites > n_survivors:
             raise ValueError(
                 f"`n_elites`={n_elites} exceeds the {n_survivors} survivors per generation; "
                 "raise `survival_fraction` or lower `n_elites`."
             )
-        self._crossover_prob = crossover_prob
-        self._mutation_prob = mutation_prob
-        self._n_elites = int(n_elites)
+        self._n_elites = n_elites
 
     def select_parent(self, study: Study, generation: int) -> list[FrozenTrial]:
         """Choose generation ``generation``'s parents from the previous generation and its

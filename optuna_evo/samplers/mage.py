@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
-import math
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,10 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
 from optuna_evo._experimental import experimental_class
+from optuna_evo._validation import check_choice
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
+from optuna_evo._validation import check_probability
 from optuna_evo.architecture import ARCHITECTURE_KEY
 from optuna_evo.architecture import ArchitectureSpace
 from optuna_evo.operators.crossover import UniformCrossover
@@ -123,8 +126,7 @@ class MAGESampler(PopulationSampler):
         seed: int | None = None,
         mirror_user_attrs: bool = True,
     ) -> None:
-        if search_mode not in MODES:
-            raise ValueError(f"`search_mode` must be one of {MODES}, got {search_mode!r}.")
+        check_choice("search_mode", search_mode, MODES)
         if search_mode == "multi" and search_space is None:
             raise ValueError("`search_space` is required in 'multi' mode.")
         space = None if search_space is None else ArchitectureSpace.from_dict(search_space)
@@ -137,34 +139,28 @@ class MAGESampler(PopulationSampler):
             evolve_architecture=search_mode == "multi",
         )
         self._space = space
-        if not (0.0 <= crossover_prob <= 1.0):
-            raise ValueError(f"`crossover_prob` must be in [0, 1], got {crossover_prob}.")
-        self._crossover_prob = float(crossover_prob)
+        self._crossover_prob = check_probability("crossover_prob", crossover_prob)
         self._crossover = UniformCrossover(0.5)
-        if int(n_elites) != n_elites or not (0 <= n_elites < population_size):
+        population_size = int(population_size)  # Checked by PopulationSampler.
+        self._n_elites = check_int("n_elites", n_elites, 0, population_size - 1)
+        self._mutation_prob = check_probability("mutation_prob", mutation_prob)
+        pair = isinstance(rank_factor, Sequence) and not isinstance(rank_factor, str)
+        if not pair or len(rank_factor) != 2:
             raise ValueError(
-                f"`n_elites` must be an integer in [0, {population_size - 1}], got {n_elites}."
+                f"`rank_factor` must be two numbers (worst, best) in (0, 1], got {rank_factor!r}."
             )
-        if not (0.0 <= mutation_prob <= 1.0):
-            raise ValueError(f"`mutation_prob` must be in [0, 1], got {mutation_prob}.")
-        if len(rank_factor) != 2 or not all(0.0 < f <= 1.0 for f in rank_factor):
-            raise ValueError(
-                f"`rank_factor` must be two numbers (worst, best) in (0, 1], got {rank_factor}."
-            )
-        if not (complexity_weight >= 0.0 and math.isfinite(complexity_weight)):
-            raise ValueError(f"`complexity_weight` must be >= 0, got {complexity_weight}.")
-        if not (weight_noise >= 0.0 and math.isfinite(weight_noise)):
-            raise ValueError(f"`weight_noise` must be >= 0, got {weight_noise}.")
+        worst, best = (
+            check_float(f"rank_factor[{i}]", f, 0, 1, low_open=True)
+            for i, f in enumerate(rank_factor)
+        )
+        self._rank_factor = (worst, best)
+        self._complexity_weight = check_float("complexity_weight", complexity_weight, 0)
+        self._weight_noise = check_float("weight_noise", weight_noise, 0)
         self._selection = TournamentSelection(tournament_size)
         self._selection.validate(population_size)
         self._mutation = GaussianMutation(mutation_sigma)
         self._mode = search_mode
-        self._n_elites = int(n_elites)
-        self._mutation_prob = mutation_prob
-        self._rank_factor = (float(rank_factor[0]), float(rank_factor[1]))
-        self._complexity_weight = complexity_weight
         self._complexity_fn = complexity_fn or _n_params
-        self._weight_noise = weight_noise
 
     # -- fitness and selection --------------------------------------------------------------
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 
-import optuna
 from optuna.study import Study
 
+from optuna_evo._logging import get_logger
 from optuna_evo.visualization._genealogy import plot_genealogy
 from optuna_evo.visualization._generations import plot_generations
 from optuna_evo.visualization._utils import generation_of
 
-_logger = optuna.logging.get_logger(__name__)
+_logger = get_logger(__name__)
 
 GENEALOGY_ID = "optuna-evo-genealogy"
 """Graph object id of the genealogy figure in the study (re-saving replaces it)."""

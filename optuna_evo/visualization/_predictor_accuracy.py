@@ -9,6 +9,7 @@ import optuna
 from optuna.study import Study
 import plotly.graph_objects as go
 
+from optuna_evo._logging import get_logger
 from optuna_evo.predictors.female import FemaleGenome
 from optuna_evo.predictors.female import rank_correlation
 from optuna_evo.predictors.population import load_females
@@ -16,7 +17,7 @@ from optuna_evo.predictors.population import male_curves
 from optuna_evo.predictors.population import stored_female_generations
 from optuna_evo.samplers._population import LINEAGE_KEY
 
-_logger = optuna.logging.get_logger(__name__)
+_logger = get_logger(__name__)
 
 
 def plot_predictor_accuracy(study: Study, generations: Sequence[int] | None = None) -> go.Figure:

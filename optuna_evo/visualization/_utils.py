@@ -10,6 +10,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 import plotly.graph_objects as go
 
+from optuna_evo._logging import get_logger
 from optuna_evo.samplers._population import LINEAGE_KEY
 
 _GENERATION_SUFFIX = ":generation"
@@ -56,7 +57,7 @@ def lineage_of(trial: FrozenTrial) -> dict[str, Any]:
 
 def empty_figure(layout: go.Layout, message: str, logger_name: str) -> go.Figure:
     """Log ``message`` as a warning (like Optuna's plots) and show it in an empty figure."""
-    optuna.logging.get_logger(logger_name).warning(message)
+    get_logger(logger_name).warning(message)
     figure = go.Figure(data=[], layout=layout)
     figure.add_annotation(
         text=message,
