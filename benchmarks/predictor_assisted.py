@@ -5,8 +5,9 @@ rank-scaled mutation, one elite) for the same number of trials and seeds; the as
 :class:`~optuna_evo.samplers.PredictorAssist` (surrogate choosing among ``--candidates``
 children, duplicate cache, stability guard). Every trial trains a fresh MLP (depth, widths,
 activation, residual/linear blocks, skip edges, lr, batch size, weight decay) for ``--epochs``
-on a subset of FashionMNIST and returns the best validation loss; the test accuracy of each
-run's best-validation trial is reported too.
+on a subset of FashionMNIST from the run's seed (so equal configurations give equal results)
+and returns the best validation loss, unpruned; the test accuracy of each run's
+best-validation trial is reported too.
 
     python -m benchmarks.predictor_assisted                # writes predictor_assisted_cpu.md
     python -m benchmarks.predictor_assisted --device cuda  # writes predictor_assisted_gpu.md
@@ -133,11 +134,16 @@ def run_one(
             seed=seed,
             evaluate_test=True,
         )
+        torch.manual_seed(seed)  # the initial weights too: equal configs, equal results
         return train(MLP(arch), data, train_config, trial).best_val_loss
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        study = optuna.create_study(sampler=_sampler(arm, config, seed))
+        # Every trial trains all its epochs: Optuna's default MedianPruner would prune some at
+        # their last report and drop their values from both arms.
+        study = optuna.create_study(
+            sampler=_sampler(arm, config, seed), pruner=optuna.pruners.NopPruner()
+        )
     start = time.perf_counter()
     # A diverged or out-of-memory trial fails alone; the run goes on.
     study.optimize(
@@ -216,8 +222,9 @@ def report(
         f"- Setup: {n_trials} trials per run ({config.generations} generations × "
         f"{config.population} agents), seeds {list(range(config.seeds))}; data: FashionMNIST "
         f"{config.max_train or 'all 50000'} train / {config.max_val or 'all 10000'} val / "
-        f"{config.max_test or 'all 10000'} test images; each trial trains a fresh MLP for "
-        f"{config.epochs} epoch(s) with AdamW and returns its best validation loss"
+        f"{config.max_test or 'all 10000'} test images; each trial trains a fresh MLP (initial "
+        f"weights from the run's seed) for {config.epochs} epoch(s) with AdamW and returns its "
+        "best validation loss; no pruning"
     )
     add(
         "- Both arms: `MAGESampler('multi', SPACE, population_size="

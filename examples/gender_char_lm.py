@@ -17,7 +17,6 @@ predicted-vs-actual plot of the females to ``--plot`` (HTML).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import warnings
 
 import optuna
@@ -31,19 +30,20 @@ from optuna_evo.pruners import LearningCurvePruner
 from optuna_evo.samplers.gender import GenderSampler
 from optuna_evo.visualization import plot_predictor_accuracy
 
-SHARED_TEXT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tinyshakespeare"
-
 
 def main(argv: list[str] | None = None) -> optuna.Study:
     """Run the example; return the study."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny CPU-sized run")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny CPU-sized run (overrides the size flags)"
+    )
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--population", type=int, default=10)
     parser.add_argument("--early-steps", type=int, default=3, help="evaluations seen early")
     parser.add_argument("--max-steps", type=int, default=2000)
     parser.add_argument("--eval-interval", type=int, default=100)
     parser.add_argument("--data", default=None, help="tiny shakespeare input.txt (or its dir)")
+    parser.add_argument("--download", action="store_true", help="download it if not found")
     parser.add_argument("--storage", default="sqlite:///gender-example.db")
     parser.add_argument("--study-name", default=None)
     parser.add_argument("--plot", default="gender-predictor-accuracy.html")
@@ -56,14 +56,11 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         args.generations, args.population = 3, 6
         args.max_steps, args.eval_interval = 40, 4
         torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared CPU
-    data = args.data
-    if data is None and (SHARED_TEXT / "input.txt").exists():
-        data = str(SHARED_TEXT / "input.txt")
-
     task_class = SmallCharLM if args.quick else CharLM
     task = task_class(
-        data,
+        args.data,  # None: $OPTUNA_EVO_DATA_DIR and the usual folders are searched
         args.device,
+        download=args.download,
         max_steps=args.max_steps,
         eval_interval=args.eval_interval,
         eval_iters=2 if args.quick else 20,

@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     """Run the example; return the study."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["single", "multi"], default="multi")
-    parser.add_argument("--quick", action="store_true", help="tiny CPU-sized run")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny CPU-sized run (overrides the size flags)"
+    )
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--population", type=int, default=8)
     parser.add_argument("--local-epochs", type=int, default=1)

@@ -11,8 +11,10 @@ rank-scaled mutation, and before a child is trained:
 * the stability guard resamples a child predicted to be worse than its parent by more than
   ``--stability-threshold`` (validation loss units).
 
-Every trial trains a fresh model for ``--epochs`` (no weight inheritance), so equal
-configurations would give the same result: the cache saves that training.
+Every trial trains a fresh model for ``--epochs`` (no weight inheritance) from the same seed,
+so equal configurations give the same result (on a CPU; a GPU's kernels may differ in the last
+digits): the cache saves that training. Elites are the exception by design: they re-train
+their parent's configuration.
 
     python examples/predictor_assisted_nas.py --quick            # a CPU-sized run, seconds
     python examples/predictor_assisted_nas.py --device cuda      # the full search on a GPU
@@ -29,6 +31,7 @@ import argparse
 import warnings
 
 import optuna
+import torch
 
 import optuna_evo
 from optuna_evo.objectives import MLP
@@ -51,7 +54,9 @@ SPACE = {
 def main(argv: list[str] | None = None) -> optuna.Study:
     """Run the example; return the study."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny CPU-sized run")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny CPU-sized run (overrides the size flags)"
+    )
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--population", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=2)
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> optuna.Study:
             device=device,
             seed=args.seed,
         )
+        torch.manual_seed(args.seed)  # the initial weights too: equal configs, equal results
         return train(MLP(arch), data, config, trial).best_val_loss
 
     with warnings.catch_warnings():
@@ -117,6 +123,9 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         storage=args.storage,
         study_name="predictor-assisted-nas" + ("-plain" if args.no_assist else ""),
         sampler=sampler,
+        # One or two reports per trial: Optuna's default MedianPruner would prune finished
+        # agents at their last report.
+        pruner=optuna.pruners.NopPruner(),
         load_if_exists=True,
     )
     study.optimize(objective, n_trials=args.generations * args.population)
@@ -129,7 +138,11 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         f"widths {arch.get('widths')}, blocks {arch.get('blocks')}, skips {arch.get('skips')}"
     )
     distinct = len({tuple(sorted(t.params.items())) for t in study.trials})
-    print(f"{len(study.trials)} trials, {distinct} distinct configurations")
+    elites = sum(optuna_evo.lineage(t, study).role == "elite" for t in study.trials)
+    print(
+        f"{len(study.trials)} trials ({elites} elites re-training their parent's "
+        f"configuration), {distinct} distinct configurations"
+    )
     if not args.no_assist:
         summary = assist_summary(study)
         print(

@@ -2,8 +2,13 @@
 
 Public names: the samplers, the learning-curve pruner, the architecture helpers, and the
 helpers that read a trial's lineage from storage. Subpackages: ``objectives`` (data, models,
-training loop), ``checkpoint``, ``genreg``, ``predictors``, ``operators``, ``visualization``.
+training loop), ``checkpoint``, ``genreg``, ``predictors``, ``operators``, ``visualization``;
+each is importable as an attribute (``optuna_evo.visualization.plot_genealogy``) and loads on
+first access.
 """
+
+import importlib
+from typing import Any
 
 from optuna_evo.architecture import Architecture
 from optuna_evo.architecture import ArchitectureSpace
@@ -22,8 +27,30 @@ from optuna_evo.samplers._population import parents
 
 __version__ = "0.1.0"
 
-# ``optuna_evo.checkpoint`` (torch, safetensors) is imported on first use, so importing the
-# samplers stays light.
+# Subpackages that pull in torch, safetensors or plotly load on first attribute access, so
+# importing the samplers stays light.
+_SUBMODULES = frozenset(
+    {
+        "architecture",
+        "checkpoint",
+        "cli",
+        "genreg",
+        "history",
+        "objectives",
+        "operators",
+        "predictors",
+        "pruners",
+        "samplers",
+        "visualization",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"optuna_evo.{name}")
+    raise AttributeError(f"module 'optuna_evo' has no attribute {name!r}")
+
 
 __all__ = [
     "Architecture",

@@ -45,6 +45,7 @@ import os
 from pathlib import Path
 import tempfile
 from typing import Any
+import zlib
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
@@ -240,7 +241,10 @@ def load_parent(
             ``None`` (default) uses the noise the sampler planned for this trial
             (:class:`~optuna_evo.MAGESampler`'s ``weight_noise`` for mutants, 0 for elites),
             or 0 when the sampler planned none.
-        generator: Random generator for the noise, for reproducibility.
+        generator: Random generator for the noise. ``None`` (default) seeds one from the
+            study name and trial number, so the noise differs between trials even when the
+            objective reseeds torch (e.g. :class:`~optuna_evo.objectives.TrainConfig`'s
+            ``seed``), and re-running the study draws the same noise.
         strict: Raise :class:`CheckpointError` unless every tensor fits exactly.
 
     Returns:
@@ -277,6 +281,11 @@ def load_parent(
             "the trial keeps its fresh weights."
         )
         return None
+    if generator is None and noise_std > 0:
+        # Not torch's global stream: objectives reseed it per trial, which would give every
+        # mutant of one parent the same noise, hence the same weights.
+        seed = zlib.crc32(f"{trial.study.study_name}:{trial.number}".encode())
+        generator = torch.Generator().manual_seed(seed)
     report = _load_into(
         parent.number,
         artifact_id,

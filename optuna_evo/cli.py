@@ -20,6 +20,11 @@ MAGE runs (``--sampler mage``) keep every agent's weights in
 ``OPTUNA_EVO_ARTIFACT_DIR``, else the absolute path of ``./optuna-evo-artifacts`` where ``run``
 created the study (stored with its settings). Workers on several machines must share it.
 
+``gender`` runs need a learning curve (GenderSampler rates a trial's early speed, its
+LearningCurvePruner extrapolates): trials report about :data:`REPORTS_PER_TRIAL` times, so the
+image tasks, which report once per epoch, default to that many epochs there (on a CPU, of
+fewer images: as many optimizer steps as other samplers' one epoch).
+
 ``run`` and ``worker`` record heartbeats of running trials (``--heartbeat``): a trial whose
 worker was killed is failed and re-run by the next trial to start, with the same params and
 the same place in the evolution.
@@ -44,6 +49,7 @@ import optuna
 import sqlalchemy.exc
 
 import optuna_evo
+from optuna_evo._validation import check_int
 
 if TYPE_CHECKING:
     import torch
@@ -61,6 +67,8 @@ DEFAULT_STORAGE = "sqlite:///optuna-evo.db"
 DEFAULT_POPULATION = 10
 DEFAULT_N_TRIALS = 20
 DEFAULT_HEARTBEAT_S = 60
+MAX_SEED = 2**32 - 1
+"""Largest ``--seed``: the samplers seed NumPy, whose seeds are 32-bit."""
 MAX_RETRIES = 3
 """Re-runs of a trial whose worker died (see :func:`open_storage`)."""
 
@@ -85,6 +93,15 @@ MAGE_SPACE: dict[str, Any] = {
 }
 """MAGE's architecture space for ``--task mlp`` (FashionMNIST: 784 inputs, 10 classes)."""
 
+REPORTS_PER_TRIAL = 8
+"""Intermediate values a char-lm / genreg trial reports, and the epochs of a ``gender`` run on
+the image tasks (they report once per epoch): more than :data:`GENDER_EARLY_STEPS` and
+:data:`GENDER_PRUNE_AFTER`, so that GenderSampler and its pruner have a learning curve."""
+GENDER_EARLY_STEPS = 3
+"""Reports GenderSampler rates a trial's early speed on (and its predictors see)."""
+GENDER_PRUNE_AFTER = 5
+"""Reports a trial makes before LearningCurvePruner may prune it (never at its last one)."""
+
 # On a CPU a full run takes hours; these keep the default run to seconds per trial there.
 CPU_MAX_TRAIN = 5000
 CPU_MAX_VAL = 2000
@@ -93,11 +110,12 @@ CPU_LM_STEPS = 100
 CPU_GENREG_GENERATIONS = 20
 CPU_GENREG_MAX_TRAIN = 1000
 CPU_GENREG_MAX_VAL = 1000
+# A gender run's REPORTS_PER_TRIAL epochs on a CPU take as many optimizer steps as the
+# other samplers' CPU_EPOCHS over CPU_MAX_TRAIN images.
+CPU_GENDER_MAX_TRAIN = CPU_EPOCHS * CPU_MAX_TRAIN // REPORTS_PER_TRIAL
 # The tasks' own defaults, used on a GPU.
 GPU_EPOCHS = {"fashion-mnist-cnn": 5, "mlp": 3}
 GPU_STEPS = {"char-lm": 2000, "genreg": 300}
-REPORTS_PER_TRIAL = 8
-"""Intermediate values a char-lm / genreg trial reports (for pruners and GenderSampler)."""
 
 _OBJECTIVE_KEYS = (
     "task",
@@ -121,7 +139,10 @@ def small_char_lm() -> type:
 
 
 class CLIError(Exception):
-    """A bad argument found after parsing; ``main`` prints it on one line and exits 2."""
+    """A bad argument found after parsing; ``main`` prints it as written and exits 2.
+
+    One line, unless it is a list a person has to read (the places data was looked for).
+    """
 
 
 class _Parser(argparse.ArgumentParser):
@@ -131,22 +152,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``[low, high]`` (no upper bound for ``None``)."""
+    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {low}, got {text!r}"
-            ) from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
-        return value
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
+        try:
+            return check_int("value", value, low, high)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {value}") from None
 
     return parse
 
 
-_positive_int = _int_at_least(1)
+_positive_int = _int_in(1)
+_seed = _int_in(0, MAX_SEED)
 
 
 def _add_storage_args(parser: argparse.ArgumentParser) -> None:
@@ -159,7 +183,7 @@ def _add_storage_args(parser: argparse.ArgumentParser) -> None:
 def _add_heartbeat_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--heartbeat",
-        type=_int_at_least(0),
+        type=_int_in(0),
         default=DEFAULT_HEARTBEAT_S,
         help="seconds between a running trial's heartbeats; a trial silent for twice as long "
         f"(its worker was killed) is re-run, up to {MAX_RETRIES} times; 0 = off "
@@ -180,7 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--sampler", choices=SAMPLERS, default=None, help=f"default: {DEFAULT_SAMPLER}"
     )
-    run.add_argument("--n-trials", type=_positive_int, default=DEFAULT_N_TRIALS)
+    run.add_argument(
+        "--n-trials",
+        type=_positive_int,
+        default=DEFAULT_N_TRIALS,
+        help="trials to run now; a resumed study gets this many more "
+        f"(default: {DEFAULT_N_TRIALS})",
+    )
     run.add_argument("--storage", default=DEFAULT_STORAGE, help=f"default: {DEFAULT_STORAGE}")
     run.add_argument("--study-name", default=None, help="default: optuna-evo-TASK-SAMPLER")
     run.add_argument(
@@ -188,10 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--download", action="store_true", help="download data if not found")
     run.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: auto)")
-    run.add_argument("--seed", type=int, default=None, help="default: 0")
+    run.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        help=f"seed of the sampler and of the trials (trial n trains with seed + n), 0 to "
+        f"{MAX_SEED} (default: 0)",
+    )
     run.add_argument(
         "--population-size",
-        type=_int_at_least(2),
+        type=_int_in(2),
         default=None,
         help=f"trials per generation (default: {DEFAULT_POPULATION})",
     )
@@ -199,14 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=_positive_int,
         default=None,
-        help=f"epochs per trial, cnn / mlp (default: the task's on a GPU, {CPU_EPOCHS} on a CPU)",
+        help="epochs per trial, cnn / mlp (default: "
+        f"{GPU_EPOCHS['fashion-mnist-cnn']} / {GPU_EPOCHS['mlp']} on a GPU, "
+        f"{CPU_EPOCHS} on a CPU; {REPORTS_PER_TRIAL} with --sampler gender, which needs a "
+        "learning curve: one report per epoch)",
     )
     run.add_argument(
         "--max-train",
         type=_positive_int,
         default=None,
-        help=f"training images per trial (default: all on a GPU, {CPU_MAX_TRAIN} on a CPU; "
-        f"genreg {CPU_GENREG_MAX_TRAIN})",
+        help=f"training images per trial (default: all on a GPU; on a CPU {CPU_MAX_TRAIN}, "
+        f"{CPU_GENDER_MAX_TRAIN} with --sampler gender, genreg {CPU_GENREG_MAX_TRAIN})",
     )
     run.add_argument(
         "--max-val",
@@ -220,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         help="optimizer steps (char-lm) or GENREG generations (genreg) per trial (default: "
-        f"{GPU_STEPS} on a GPU, {CPU_LM_STEPS} / {CPU_GENREG_GENERATIONS} on a CPU)",
+        f"{GPU_STEPS['char-lm']} / {GPU_STEPS['genreg']} on a GPU, "
+        f"{CPU_LM_STEPS} / {CPU_GENREG_GENERATIONS} on a CPU)",
     )
     run.add_argument(
         "--lm-size",
@@ -246,9 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: auto)")
     worker.add_argument(
         "--seed",
-        type=int,
+        type=_seed,
         default=None,
-        help="sampler seed (default: the study's for optuna-evo samplers, fresh for Optuna's)",
+        help=f"sampler seed, 0 to {MAX_SEED} (default: the study's for optuna-evo samplers, "
+        "fresh for Optuna's)",
     )
     _add_heartbeat_arg(worker)
     worker.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -339,8 +380,16 @@ def new_settings(args: argparse.Namespace, device: torch.device) -> dict[str, An
         "lm_size": None,
     }
     if task in ("fashion-mnist-cnn", "mlp"):
-        settings["epochs"] = args.epochs or (CPU_EPOCHS if on_cpu else GPU_EPOCHS[task])
-        settings["max_train"] = args.max_train or (CPU_MAX_TRAIN if on_cpu else None)
+        cpu_max_train = CPU_MAX_TRAIN
+        if args.epochs:
+            settings["epochs"] = args.epochs
+        elif settings["sampler"] == "gender":
+            # These tasks report once per epoch; GenderSampler and its pruner need a curve.
+            settings["epochs"] = REPORTS_PER_TRIAL
+            cpu_max_train = CPU_GENDER_MAX_TRAIN
+        else:
+            settings["epochs"] = CPU_EPOCHS if on_cpu else GPU_EPOCHS[task]
+        settings["max_train"] = args.max_train or (cpu_max_train if on_cpu else None)
         settings["max_val"] = args.max_val or (CPU_MAX_VAL if on_cpu else None)
         if task == "mlp" and settings["sampler"] == "mage":
             # Absolute, so that a worker started in another folder finds the checkpoints
@@ -453,7 +502,7 @@ def make_objective(
             data_dir,
             device,
             max_steps=steps,
-            eval_interval=max(1, steps // REPORTS_PER_TRIAL),
+            eval_interval=_report_interval(steps),
             eval_iters=4 if small else 20,
             block_size=64 if small else 256,
             seed=seed,
@@ -477,7 +526,7 @@ def make_objective(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return GenregObjective(
                 generations=generations,
-                report_every=max(1, generations // REPORTS_PER_TRIAL),
+                report_every=_report_interval(generations),
                 device=device,
                 seed=seed,
                 task=data,
@@ -503,7 +552,11 @@ def make_sampler(settings: dict[str, Any], seed: int | None) -> optuna.samplers.
             )
         if name == "gender":
             return optuna_evo.GenderSampler(
-                population_size=size, n_top_males=top, n_top_females=top, seed=seed
+                population_size=size,
+                n_top_males=top,
+                n_top_females=top,
+                early_steps=GENDER_EARLY_STEPS,
+                seed=seed,
             )
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
@@ -522,8 +575,40 @@ def make_pruner(settings: dict[str, Any]) -> optuna.pruners.BasePruner:
     epochs.
     """
     if settings["sampler"] == "gender":
-        return optuna_evo.LearningCurvePruner()
+        return optuna_evo.LearningCurvePruner(min_steps=GENDER_PRUNE_AFTER)
     return optuna.pruners.NopPruner()
+
+
+def _report_interval(steps: int) -> int:
+    """Steps (char-lm) or generations (genreg) between reports: about REPORTS_PER_TRIAL."""
+    return max(1, steps // REPORTS_PER_TRIAL)
+
+
+def reports_per_trial(settings: dict[str, Any]) -> int:
+    """Intermediate values a finished trial of ``settings`` has reported."""
+    if settings["task"] in ("fashion-mnist-cnn", "mlp"):
+        return int(settings["epochs"])  # one report per epoch
+    steps = int(settings["max_steps"])
+    return -(-steps // _report_interval(steps))  # every interval, and after the last step
+
+
+def gender_warning(settings: dict[str, Any]) -> str | None:
+    """One line saying why a ``gender`` run's trials report too few values, or ``None``.
+
+    GenderSampler rates early speed on trials with more than GENDER_EARLY_STEPS reports, and
+    LearningCurvePruner prunes only between report GENDER_PRUNE_AFTER and the last one.
+    """
+    if settings["sampler"] != "gender":
+        return None
+    n = reports_per_trial(settings)
+    if n > max(GENDER_EARLY_STEPS, GENDER_PRUNE_AFTER):
+        return None
+    flag = "--epochs" if settings["task"] in ("fashion-mnist-cnn", "mlp") else "--max-steps"
+    return (
+        f"a trial reports {n} intermediate value{'s' * (n != 1)}, too few for --sampler "
+        f"gender (its early-speed rating needs more than {GENDER_EARLY_STEPS}, its pruner more "
+        f"than {GENDER_PRUNE_AFTER}): start a study with {flag} {REPORTS_PER_TRIAL} or more"
+    )
 
 
 def _resolve_device(name: str | None) -> torch.device:
@@ -594,6 +679,30 @@ def _optimize(
     print(f"watch it: optuna-dashboard {storage_url}")
 
 
+def _load_objective(
+    settings: dict[str, Any],
+    device: torch.device,
+    data_dir: str | None,
+    download: bool,
+    download_flag: str | None,
+) -> Callable[[optuna.Trial], float]:
+    """:func:`make_objective`, with missing data explained in this command's flags."""
+    from optuna_evo.objectives.data import DataNotFoundError
+
+    try:
+        return make_objective(settings, device, data_dir, download)
+    except DataNotFoundError as e:
+        # The library's message names Python arguments (data_dir=, download=True).
+        flags = {"data_dir": "--data-dir ", "data_path": "--data-dir ", "download": download_flag}
+        raise CLIError(e.explain(flags)) from None
+
+
+def _warn_gender(settings: dict[str, Any]) -> None:
+    warning = gender_warning(settings)
+    if warning is not None:
+        print(f"optuna-evo: warning: {warning}", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
     device = _resolve_device(args.device)
     storage = open_storage(args.storage, must_exist=False, heartbeat_s=args.heartbeat)
@@ -624,7 +733,7 @@ def _run(args: argparse.Namespace) -> int:
     settings["data_dir"] = data_dir
     settings["download"] = bool(args.download or settings.get("download"))
     # Data first: a missing dataset must not leave an empty study behind.
-    objective = make_objective(settings, device, data_dir, settings["download"])
+    objective = _load_objective(settings, device, data_dir, settings["download"], "--download")
     study = optuna.create_study(
         storage=storage,
         study_name=study_name,
@@ -638,6 +747,7 @@ def _run(args: argparse.Namespace) -> int:
     done = len(study.get_trials(deepcopy=False))
     print(f"study {study_name!r} in {args.storage} ({done} trials already there)")
     print(f"{describe(settings)}; device {device}")
+    _warn_gender(settings)
     _optimize(study, objective, settings, args.n_trials, not args.no_progress, args.storage)
     return 0
 
@@ -659,7 +769,9 @@ def _worker(args: argparse.Namespace) -> int:
     name = find_study_name(storage, args.storage, args.study_name)
     settings = _load_settings(storage, name)
     data_dir = os.path.abspath(args.data_dir) if args.data_dir else settings.get("data_dir")
-    objective = make_objective(settings, device, data_dir, bool(settings.get("download")))
+    # A worker downloads only if the creating run did: it has no --download to suggest.
+    download = bool(settings.get("download"))
+    objective = _load_objective(settings, device, data_dir, download, None)
     seed = args.seed
     if seed is None and settings["sampler"] in ("genetic", "mage", "gender"):
         # Their per-trial streams are seeded by (seed, trial number): sharing the seed keeps
@@ -676,6 +788,7 @@ def _worker(args: argparse.Namespace) -> int:
     done = len(study.get_trials(deepcopy=False))
     print(f"worker joins study {name!r} in {args.storage} ({done} trials there)")
     print(f"{describe(settings)}; device {device}")
+    _warn_gender(settings)
     _optimize(study, objective, settings, n_trials, not args.no_progress, args.storage)
     return 0
 
@@ -758,9 +871,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Command-line users cannot act on "this API may change" warnings.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return _COMMANDS[args.command](args)
-    except (CLIError, ValueError, FileNotFoundError) as e:
-        # Bad input found after parsing (no data, unknown study, ...): one clear line, usage
-        # exit code.
+    except CLIError as e:
+        # Bad input found after parsing (no data, unknown study, ...), worded for the
+        # command line: usage exit code.
+        print(f"optuna-evo: error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:
+        # The library's own checks: one clear line.
         print(f"optuna-evo: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

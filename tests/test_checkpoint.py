@@ -287,6 +287,26 @@ def test_noise_has_the_requested_std_on_loaded_params_only(tmp_path: Path) -> No
     assert not torch.equal(load(8)[0][0].weight, model[0].weight)
 
 
+def test_default_noise_differs_between_trials_that_reseed_torch(tmp_path: Path) -> None:
+    # Objectives reseed torch's global stream per trial (TrainConfig.seed); the default noise
+    # must still differ between two mutants of one parent, and repeat for the same trial.
+    store = FileSystemArtifactStore(tmp_path)
+    study = optuna.create_study(study_name="noise")
+    parent = study.ask()
+    checkpoint.save(parent, _noisy_model(50), store)
+    study.tell(parent, 1.0)
+
+    def mutant_weights(child: optuna.Trial) -> torch.Tensor:
+        torch.manual_seed(0)  # what every trial's objective does first
+        model = _noisy_model(50)
+        checkpoint.load_parent(child, model, store, noise_std=0.1)
+        return model[0].weight.detach().clone()
+
+    first, second = _adopt(study, parent), _adopt(study, parent)
+    assert not torch.equal(mutant_weights(first), mutant_weights(second))
+    assert torch.equal(mutant_weights(first), mutant_weights(first))
+
+
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), True, "0.1"])
 def test_bad_noise_std_raises_value_error(tmp_path: Path, bad: Any) -> None:
     store = FileSystemArtifactStore(tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+import re
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from optuna_evo.cli import CONFIG_KEY
 from optuna_evo.cli import main
 from optuna_evo.history import COLUMNS
 from optuna_evo.objectives.data import text_search_paths
+from optuna_evo.predictors.population import male_curves
 
 REPO = Path(__file__).resolve().parents[1]
 SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare"
@@ -48,6 +50,14 @@ def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
         (["run", "--task", "nope"], "--task"),
         (["run", "--population-size", "1"], "--population-size"),
         (["run", "--max-steps", "-3"], "--max-steps"),
+        (["run", "--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
+        (["run", "--max-val", "0"], "--max-val"),
+        (["run", "--heartbeat", "-1"], "--heartbeat: expected an integer >= 0"),
+        # numpy's seeds are 32-bit: refused at parsing, naming the flag and its range
+        (["run", "--seed", "-1"], "--seed: expected an integer in [0, 4294967295], got -1"),
+        (["run", "--seed", str(2**32)], "--seed: expected an integer in [0, 4294967295]"),
+        (["run", "--task", "genreg", "--seed", "-1"], "--seed: expected an integer in [0, "),
+        (["worker", "--seed", "-1"], "--seed: expected an integer in [0, 4294967295]"),
         (["worker", "--n-trials", "x"], "--n-trials"),
         (["report"], "--out"),
         (["export-csv", "--storage", "sqlite:///x.db"], "--out"),
@@ -61,6 +71,20 @@ def test_bad_arguments_one_line_exit_2(
         main(argv)
     assert exc.value.code == 2
     assert fragment in _one_error_line(capsys)
+
+
+def test_run_help_states_defaults_in_words(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--help"])
+    assert exc.value.code == 0
+    options = capsys.readouterr().out.split("\noptions:\n")[1]
+    # Each option's entry, its wrapped lines joined: "--n-trials N_TRIALS  trials to ...".
+    entries = re.split(r"\n  (?=-)", options.strip())
+    lines = {entry.split()[0]: " ".join(entry.split()) for entry in entries}
+    assert f"(default: {cli.DEFAULT_N_TRIALS})" in lines["--n-trials"]
+    assert "(default: 2000 / 300 on a GPU, 100 / 20 on a CPU)" in lines["--max-steps"]
+    assert "(default: 0)" in lines["--seed"]
+    assert not any("{'" in line for line in lines.values())  # no Python dict printed
 
 
 def test_console_script_is_installed() -> None:
@@ -237,6 +261,57 @@ def test_char_lm_with_gender_sampler(tmp_path: Path) -> None:
     assert (tmp_path / "report" / "predictor_accuracy.html").is_file()
 
 
+def test_gender_run_on_a_cpu_has_a_learning_curve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The image tasks report once per epoch: a gender run trains several epochs.
+    storage = _storage(tmp_path)
+    argv = ["run", "--task", "mlp", "--sampler", "gender", "--population-size", "2"]
+    argv += ["--n-trials", "3", "--storage", storage, *QUICK, "--max-train", "128"]
+    assert main([*argv, "--max-val", "64"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    study = optuna.load_study(study_name="optuna-evo-mlp-gender", storage=storage)
+    config = study.user_attrs[CONFIG_KEY]
+    assert config["epochs"] == cli.REPORTS_PER_TRIAL
+    early_steps = cli.make_sampler(config, 0).early_steps
+    trials = study.get_trials()
+    assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
+    for t in trials:  # enough for GenderSampler's early speed and for the pruner to act
+        assert len(t.intermediate_values) > max(early_steps, cli.GENDER_PRUNE_AFTER)
+    # GenderSampler rates trials with more than early_steps reports only.
+    assert len(male_curves(trials, early_steps)) == 3
+
+
+def test_gender_defaults_and_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parse = cli.build_parser().parse_args
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    for task in ("fashion-mnist-cnn", "mlp"):
+        argv = ["run", "--task", task, "--sampler", "gender"]
+        settings = cli.new_settings(parse(argv), cpu)
+        # as many optimizer steps as one epoch of the other samplers' 5000 images
+        assert (settings["epochs"], settings["max_train"]) == (8, 625)
+        assert cli.new_settings(parse(argv), gpu)["epochs"] == 8
+        assert cli.new_settings(parse([*argv, "--max-train", "900"]), cpu)["max_train"] == 900
+        assert cli.gender_warning(settings) is None
+        assert cli.new_settings(parse(["run", "--task", task]), cpu)["epochs"] == 1
+    for task in ("char-lm", "genreg"):  # they report about 8 times whatever the budget
+        for steps in ([], ["--max-steps", "6"], ["--max-steps", "17"], ["--max-steps", "300"]):
+            argv = ["run", "--task", task, "--sampler", "gender", *steps]
+            settings = cli.new_settings(parse(argv), cpu)
+            assert cli.reports_per_trial(settings) >= 6
+            assert cli.gender_warning(settings) is None
+    # Too few reports, chosen by hand: one warning line naming the flag that gives more.
+    few = cli.new_settings(parse(["run", "--task", "genreg", "--sampler", "gender"]), cpu)
+    few["max_steps"] = 5
+    assert "--max-steps 8 or more" in (cli.gender_warning(few) or "")
+    storage = _storage(tmp_path)
+    argv = ["run", "--task", "mlp", "--sampler", "gender", "--epochs", "2", "--n-trials", "1"]
+    assert main([*argv, "--storage", storage, *QUICK_IMAGES]) == 0
+    (line,) = [e for e in capsys.readouterr().err.splitlines() if "warning" in e]
+    assert line.startswith("optuna-evo: warning: a trial reports 2 intermediate values")
+    assert "--epochs 8 or more" in line
+
+
 def test_genreg_with_nsga2_maximizes(tmp_path: Path) -> None:
     storage = _storage(tmp_path)
     argv = ["run", "--task", "genreg", "--sampler", "nsga2", "--population-size", "2"]
@@ -313,7 +388,6 @@ def _api_study(storage: str, name: str) -> None:
         (["run", "--storage", "{db}", "--study-name", "api"], "not created by `optuna-evo run`"),
         (["run", "--storage", "{db}", "--study-name", "cli", "--max-train", "9"], "created with"),
         (["run", "--storage", "{db}", "--study-name", "cli", "--sampler", "tpe"], "created with"),
-        (["run", "--data-dir", "{tmp}/nothing", "--storage", "{db}"], "idx files not found"),
     ],
 )
 def test_errors_after_parsing_one_line_exit_2(
@@ -335,6 +409,42 @@ def test_errors_after_parsing_one_line_exit_2(
     assert main(argv) == 2
     assert fragment in _one_error_line(capsys)
     assert not (tmp_path / "nothing").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, remedy",
+    [
+        (["run"], "  - pass --data-dir <directory holding train-images-idx3-ubyte.gz, "),
+        (["run", "--task", "char-lm"], "  - pass --data-dir <path of input.txt"),
+        (["run", "--task", "genreg"], "  - pass --data-dir <directory holding "),
+        (["worker", "--study-name", "cli"], "  - pass --data-dir <directory holding "),
+    ],
+)
+def test_missing_data_is_explained_in_flags(
+    argv: list[str],
+    remedy: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = _storage(tmp_path)
+    settings = cli.new_settings(cli.build_parser().parse_args(["run"]), torch.device("cpu"))
+    optuna.create_study(storage=db, study_name="cli").set_user_attr(CONFIG_KEY, settings)
+    nothing = tmp_path / "nothing"
+    argv = [*argv, "--storage", db, "--data-dir", str(nothing), "--no-progress"]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("optuna-evo: error: ") and lines[0].endswith(" Looked in:")
+    assert f"  - {nothing}" in lines[1]  # one place a line, not flattened into one
+    assert "To provide the data:" in lines and remedy in "\n".join(lines)
+    message = "\n".join(lines)
+    assert "data_dir=" not in message and "data_path=" not in message
+    assert "download=True" not in message
+    # A worker downloads only if its study's run did: no --download for it to pass.
+    offered = any(line.startswith("  - pass --download to fetch") for line in lines)
+    assert offered == (argv[0] == "run")
+    assert [s.study_name for s in optuna.get_all_study_summaries(db)] == ["cli"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -25,6 +25,8 @@ import optuna
 import pytest
 
 import optuna_evo
+from optuna_evo import checkpoint
+from optuna_evo.cli import CONFIG_KEY
 
 pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is not installed")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -114,6 +116,8 @@ def _plot_with_title(dom: str, title: str) -> str:
 def test_dashboard_shows_the_cli_study(tmp_path: Path) -> None:
     db = tmp_path / "evo.db"
     storage = f"sqlite:///{db}"
+    # MAGE keeps every agent's weights, by default in ./optuna-evo-artifacts: the checkout.
+    artifacts = tmp_path / "artifacts"
     # A study made by the CLI: MAGE on the MLP task, 2 generations of 3 agents, tiny budget.
     run = subprocess.run(
         [
@@ -144,10 +148,12 @@ def test_dashboard_shows_the_cli_study(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1", checkpoint.ARTIFACT_DIR_ENV: str(artifacts)},
     )
     assert run.returncode == 0, run.stderr[-3000:]
     study = optuna.load_study(study_name=STUDY, storage=storage)
+    assert study.user_attrs[CONFIG_KEY]["artifact_dir"] == str(artifacts.resolve())
+    assert len(list(artifacts.iterdir())) == len(study.trials)  # one checkpoint per agent
     child = next(t for t in study.get_trials() if optuna_evo.lineage(t, study).generation == 1)
     parents = child.user_attrs["optuna_evo:parents"]
     assert parents

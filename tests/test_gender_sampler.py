@@ -111,6 +111,7 @@ def test_experimental_warning() -> None:
         ({"speed_weight": 1.5}, "speed_weight"),
         ({"speed_weight": -0.1}, "speed_weight"),
         ({"speed_weight": None}, "speed_weight"),
+        ({"seed": -3}, "seed"),
         ({"female_mutation_sigma": "0.1"}, "female_mutation_sigma"),
         ({"mutation_prob": 2.0}, "mutation_prob"),
         ({"female_mutation_prob": -0.5}, "female_mutation_prob"),

@@ -330,6 +330,10 @@ def test_a_sampler_reused_for_another_study_plans_its_trials_afresh() -> None:
         ({"crossover_prob": "0.5"}, "crossover_prob"),
         ({"mutation_prob": float("nan")}, "mutation_prob"),
         ({"n_elites": None}, "n_elites"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),
+        ({"seed": "a"}, "seed"),
+        ({"tournament_size": -5}, "tournament_size"),
     ],
 )
 def test_bad_arguments(kwargs: dict, argument: str) -> None:

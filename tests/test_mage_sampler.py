@@ -185,6 +185,7 @@ def test_complexity_penalised_fitness(direction: str) -> None:
         ({"rank_factor": "ab"}, "rank_factor"),
         ({"rank_factor": (1.0, None)}, r"rank_factor\[1\]"),
         ({"weight_noise": None}, "weight_noise"),
+        ({"seed": 1.5}, "seed"),
         ({"complexity_weight": float("nan")}, "complexity_weight"),
         ({"population_size": 1}, "population_size"),
         ({"n_elites": 10}, "n_elites"),

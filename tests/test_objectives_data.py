@@ -4,6 +4,7 @@ from collections.abc import Callable
 import gzip
 import math
 from pathlib import Path
+import pickle
 import struct
 import threading
 
@@ -197,6 +198,25 @@ def test_missing_data_error_lists_places_and_remedies(
     for remedy in ("apt-get install dataset-fashion-mnist", "data_dir=", "download=True"):
         assert remedy in message
     assert "train-images-idx3-ubyte.gz" in message
+
+
+def test_missing_data_error_words_other_options(tmp_path: Path) -> None:
+    with pytest.raises(DataNotFoundError) as info:
+        load_mnist(tmp_path / "nowhere", device="cpu")
+    error = info.value
+    assert error.searched[0] == tmp_path / "nowhere"
+    # A command line names its flags, one remedy a line; one it lacks (None) is left out.
+    message = error.explain({"data_dir": "--data-dir ", "download": None})
+    lines = message.splitlines()
+    assert lines[0] == "mnist idx files not found. Looked in:"
+    assert f"  - {tmp_path / 'nowhere'}" in lines
+    assert "To provide the data:" in lines
+    assert any(line.startswith("  - pass --data-dir <directory holding") for line in lines)
+    assert "data_dir=" not in message and "download" not in message
+    assert str(error) == error.explain()  # the library's own wording
+    again = pickle.loads(pickle.dumps(error))  # crosses process boundaries intact
+    assert str(again) == str(error) and again.searched == error.searched
+    assert str(DataNotFoundError("no data")) == "no data"  # a plain message still works
 
 
 def test_missing_explicit_dir_is_searched_alone(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 import pytest
 
 import optuna_evo
+from optuna_evo.predictors.population import stored_female_generations
 from optuna_evo.visualization import plot_genealogy
 from optuna_evo.visualization import plot_generations
 from optuna_evo.visualization import plot_predictor_accuracy
@@ -233,4 +234,57 @@ def test_save_to_dashboard_without_optuna_dashboard(monkeypatch: pytest.MonkeyPa
 
 
 def test_predictor_accuracy_still_exported() -> None:
-    assert plot_predictor_accuracy(optuna.create_study()).data == ()
+    empty = plot_predictor_accuracy(optuna.create_study())
+    assert empty.data == ()
+    assert empty.layout.annotations[0].text == "There are no trials to plot."
+
+
+def _annotation(figure: Any) -> str:
+    assert figure.data == () and len(figure.layout.annotations) == 1
+    return str(figure.layout.annotations[0].text)
+
+
+def test_generations_of_failed_or_running_trials_say_so() -> None:
+    study = optuna.create_study(sampler=optuna_evo.GeneticSampler(population_size=2, seed=0))
+    for _ in range(2):
+        study.ask().suggest_float("x", 0, 1)
+    running = _annotation(plot_generations(study))
+    assert "No COMPLETE trial" in running and "2 RUNNING" in running
+    assert "optuna-evo sampler" not in running
+    study.tell(0, state=TrialState.FAIL)
+    assert "1 FAIL, 1 RUNNING" in _annotation(plot_generations(study))
+    # The genealogy shows trials of every state: it is not empty.
+    genealogy = plot_genealogy(study)
+    assert len(genealogy.data[-1].x) == 2 and not genealogy.layout.annotations
+
+
+def test_non_evolutionary_study_is_named_as_such() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.ask()  # a RUNNING trial without a generation
+    for plot in (plot_genealogy, plot_generations):
+        assert "not an optuna-evo study" in _annotation(plot(study))
+
+
+def test_predictor_accuracy_explains_every_empty_figure() -> None:
+    tpe = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    tpe.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert "No generation has a stored female population" in _annotation(
+        plot_predictor_accuracy(tpe)
+    )
+
+    def report_once(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -3.0, 3.0)
+        trial.report(x**2, 0)
+        return x**2
+
+    study = optuna.create_study(sampler=SAMPLERS["gender"](), pruner=optuna.pruners.NopPruner())
+    study.optimize(report_once, n_trials=12)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    stored = stored_female_generations(study)
+    assert stored
+    # Every trial is COMPLETE but reported once: the reason is the reports, not the state.
+    message = _annotation(plot_predictor_accuracy(study))
+    assert "enough intermediate values" in message and "early_steps=3" in message
+    assert "COMPLETE yet" not in message
+    missing = _annotation(plot_predictor_accuracy(study, generations=[99]))
+    assert "[99]" in missing and "stored female population" in missing

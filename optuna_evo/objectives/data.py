@@ -21,6 +21,7 @@ the files.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -90,8 +91,65 @@ _RAW_CACHE: dict[tuple[str, ...], tuple[np.ndarray, ...]] = {}
 _SPLIT_CACHE: dict[tuple[object, ...], object] = {}
 
 
+# How DataNotFoundError's message names the loaders' arguments unless explain() is told otherwise.
+_PYTHON_SPELLING: dict[str, str | None] = {
+    "data_dir": "data_dir=",
+    "data_path": "data_path=",
+    "download": "download=True",
+}
+
+
 class DataNotFoundError(FileNotFoundError):
-    """A dataset was not found in any of the places looked at (the message lists them)."""
+    """A dataset was not found in any of the places looked at (the message lists them).
+
+    The message names the loaders' Python arguments (``data_dir=``, ``download=True``); a front
+    end with options of its own words it with :meth:`explain` (the ``optuna-evo`` command
+    names ``--data-dir`` and ``--download``).
+
+    Args:
+        summary: The first line, e.g. ``"fashion-mnist idx files not found."``; alone, it is
+            the whole message.
+        searched: The places looked at, in order.
+        remedies: How to provide the data, as ``(argument, text)`` pairs, each shown as
+            ``"pass " + <argument as spelled> + text``; with ``argument`` ``None``, ``text``
+            alone. Arguments: ``"data_dir"``, ``"data_path"``, ``"download"``.
+        download_error: Why a download failed, or ``""``.
+    """
+
+    def __init__(
+        self,
+        summary: str,
+        searched: Sequence[Path] = (),
+        remedies: Sequence[tuple[str | None, str]] = (),
+        download_error: str = "",
+    ) -> None:
+        self.summary = summary
+        self.searched = tuple(searched)
+        self.remedies = tuple(remedies)
+        self.download_error = download_error
+        super().__init__(self.explain())
+
+    def explain(self, spelling: Mapping[str, str | None] | None = None) -> str:
+        """The message, with each argument written as ``spelling[argument]`` instead.
+
+        A remedy whose argument ``spelling`` maps to ``None`` is left out (an option that
+        the front end does not have). The places and remedies are one ``  - `` line each.
+        """
+        names = {**_PYTHON_SPELLING, **(spelling or {})}
+        lines = [self.summary + (" Looked in:" if self.searched else "")]
+        lines += [f"  - {place}" for place in self.searched]
+        shown = []
+        for argument, text in self.remedies:
+            if argument is None:
+                shown.append(text)
+            elif names.get(argument) is not None:
+                shown.append(f"pass {names[argument]}{text}")
+        if shown:
+            lines.append("To provide the data:")
+            lines += [f"  - {remedy}" for remedy in shown]
+        if self.download_error:
+            lines.append(self.download_error)
+        return "\n".join(lines)
 
 
 @dataclass
@@ -490,24 +548,20 @@ def find_image_dir(
         try:
             _download_torchvision(tv_name, cache)
         except Exception as e:  # Any network / torchvision failure ends in one clear error.
-            download_error = f"\nThe download into {cache} failed: {e!r}"
+            download_error = f"The download into {cache} failed: {e!r}"
         else:
             if _has_idx_files(raw_dir):
                 return raw_dir.resolve()
-            download_error = f"\nThe download into {cache} did not produce the idx files."
-    looked = "\n".join(f"  - {p}" for p in searched)
+            download_error = f"The download into {cache} did not produce the idx files."
     files = ", ".join(f"{base}.gz" for base in IDX_FILES.values())
-    how = [f"pass data_dir=<directory holding {files}>"]
+    how: list[tuple[str | None, str]] = [("data_dir", f"<directory holding {files}>")]
     if apt_package:
-        how.append(f"install Debian's package (apt-get install {apt_package})")
+        how.append((None, f"install Debian's package (apt-get install {apt_package})"))
     how += [
-        f"set ${ENV_DATA_DIR} to such a directory (or to a parent with a '{name}' subfolder)",
-        f"or pass download=True to fetch it with torchvision into {cache}",
+        (None, f"set ${ENV_DATA_DIR} to that directory (or a parent with a '{name}' subfolder)"),
+        ("download", f" to fetch it with torchvision into {cache}"),
     ]
-    raise DataNotFoundError(
-        f"{name} idx files not found. Looked in:\n{looked}\n"
-        f"To provide them: {'; '.join(how)}.{download_error}"
-    )
+    raise DataNotFoundError(f"{name} idx files not found.", searched, how, download_error)
 
 
 def _download_torchvision(tv_name: str, root: Path) -> None:
@@ -624,16 +678,21 @@ def find_tiny_shakespeare(
             os.replace(tmp, target)
             return target.resolve()
         except Exception as e:  # Any network failure ends in one clear error.
-            download_error = f"\nThe download from {TINY_SHAKESPEARE_URL} failed: {e!r}"
+            download_error = f"The download from {TINY_SHAKESPEARE_URL} failed: {e!r}"
         finally:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
-    looked = "\n".join(f"  - {p}" for p in searched)
+    how: list[tuple[str | None, str]] = [
+        ("data_path", "<path of input.txt, or the directory holding it>"),
+        (
+            None,
+            f"set ${ENV_DATA_DIR} to a directory holding input.txt (or a 'tinyshakespeare' "
+            "subfolder)",
+        ),
+        ("download", f" to fetch {TINY_SHAKESPEARE_URL} into {cache}"),
+    ]
     raise DataNotFoundError(
-        f"tiny shakespeare (input.txt) not found. Looked in:\n{looked}\n"
-        f"To provide it: pass data_path=<path of input.txt>; set ${ENV_DATA_DIR} to a directory "
-        f"holding input.txt (or a 'tinyshakespeare' subfolder); or pass download=True to fetch "
-        f"{TINY_SHAKESPEARE_URL} into {cache}.{download_error}"
+        "tiny shakespeare (input.txt) not found.", searched, how, download_error
     )
 
 

@@ -11,6 +11,7 @@ from optuna_evo.operators.selection import TournamentSelection
 from optuna_evo.operators.selection import TruncationSelection
 from optuna_evo.operators.selection import rank_trials
 from optuna_evo.operators.selection import select_elites
+from optuna_evo.operators.trust import TrustWeightedSelection
 
 __all__ = [
     "BaseCrossover",
@@ -21,6 +22,7 @@ __all__ = [
     "ResetMutation",
     "TournamentSelection",
     "TruncationSelection",
+    "TrustWeightedSelection",
     "UniformCrossover",
     "rank_trials",
     "select_elites",

@@ -78,7 +78,6 @@ from optuna_evo._validation import check_float
 from optuna_evo._validation import check_probability
 from optuna_evo.operators.selection import BaseSelection
 from optuna_evo.operators.selection import rank_trials
-from optuna_evo.samplers._population import LINEAGE_KEY
 
 REWARDS: tuple[str, ...] = ("linear", "halves")
 """Reward schemes of :class:`TrustWeightedSelection`."""
@@ -87,6 +86,9 @@ _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def _generation_and_parents(trial: FrozenTrial) -> tuple[int, tuple[int, ...]]:
+    # Imported here: the samplers import the operators package, which exports this module.
+    from optuna_evo.samplers._population import LINEAGE_KEY
+
     data = trial.system_attrs.get(LINEAGE_KEY)
     if data is None:  # not handled by an optuna-evo sampler: a founder of generation 0
         return 0, ()

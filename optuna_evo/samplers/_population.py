@@ -296,6 +296,7 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         evolve_architecture: bool = True,
     ) -> None:
         population_size = check_int("population_size", population_size, 2)
+        seed = check_int("seed", seed, 0, 2**32 - 1, none_ok=True)  # numpy's seed range
         if assist is not None and not isinstance(assist, PredictorAssist):
             raise ValueError(
                 f"`assist` must be a PredictorAssist or None, got {type(assist).__name__}."

@@ -135,7 +135,7 @@ class GenderSampler(PopulationSampler):
         error_weight: Weight of the normalised error in a female's fitness, >= 0.
         max_scoring_males: Females are scored on at most this many most recent finished
             males (bounds the cost per generation), >= 3.
-        seed: Seed for reproducible runs.
+        seed: Seed for reproducible runs, in [0, 2**32 - 1], or ``None``.
         mirror_user_attrs: Mirror lineage and female parents into user attrs (dashboard).
     """
 

@@ -97,7 +97,7 @@ class GeneticSampler(PopulationSampler):
         architecture_space: Architecture search space whose ``arch_*`` params are evolved
             as a whole (see above), or ``None``.
         assist: Predictor-assisted evolution options, or ``None``.
-        seed: Seed for reproducible runs.
+        seed: Seed for reproducible runs, in [0, 2**32 - 1], or ``None``.
         mirror_user_attrs: Mirror generation, role and parents into user attrs (visible in
             optuna-dashboard).
     """
@@ -137,6 +137,8 @@ class GeneticSampler(PopulationSampler):
         self._crossover_prob = check_probability("crossover_prob", crossover_prob)
         self._mutation_prob = check_probability("mutation_prob", mutation_prob)
         population_size = int(population_size)  # Checked by PopulationSampler.
+        # Checked even when truncation ignores it, so a typo does not wait for a switch.
+        tournament_size = check_int("tournament_size", tournament_size, 1)
         self._selection = make_selection(selection, survival_fraction, tournament_size)
         self._selection.validate(population_size)
         self._crossover = make_crossover(crossover, swapping_prob, blend_alpha)

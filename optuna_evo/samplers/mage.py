@@ -95,7 +95,7 @@ class MAGESampler(PopulationSampler):
         crossover_prob: Probability that a non-elite agent is a crossover of two parents,
             in [0, 1] (0 keeps MAGE's mutation-only scheme).
         assist: Predictor-assisted evolution options, or ``None``.
-        seed: Seed for reproducible runs.
+        seed: Seed for reproducible runs, in [0, 2**32 - 1], or ``None``.
         mirror_user_attrs: Mirror lineage and architecture into user attrs (dashboard).
     """
 

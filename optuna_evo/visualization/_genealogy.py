@@ -54,7 +54,9 @@ def plot_genealogy(
 
     Returns:
         A :class:`plotly.graph_objects.Figure`: an edge trace (lines) followed by the marker
-        traces. It has no data, and says why, when no trial has a generation.
+        traces. It has no data, and says why, when no trial has a generation; trials of any
+        state are plotted (failed and running ones in grey), so an optuna-evo study whose
+        trials all failed still has its figure.
 
     Raises:
         ValueError: If the study is multi-objective and ``target`` is ``None``.
@@ -72,7 +74,8 @@ def plot_genealogy(
         message = (
             "There are no trials to plot."
             if not trials
-            else "No trial has a generation: run the study with an optuna-evo sampler."
+            else "No trial has a generation (not an optuna-evo study): run the study with an "
+            "optuna-evo sampler."
         )
         return empty_figure(layout, message, __name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 import math
 
@@ -46,7 +47,9 @@ def plot_generations(
     Returns:
         A :class:`plotly.graph_objects.Figure` with one ``Box`` trace per generation followed,
         for single-objective studies, by the "Best in generation" line. It has no data, and
-        says why, when no COMPLETE trial has a generation.
+        says why, when no COMPLETE trial with a finite value has a generation: either no
+        trial has one (not an optuna-evo study) or none of those that have one is COMPLETE
+        yet (the message counts them by state).
 
     Raises:
         ValueError: If the study is multi-objective and ``target`` is ``None``.
@@ -60,17 +63,30 @@ def plot_generations(
     )
     trials = study.get_trials(deepcopy=False)
     by_generation: dict[int, list[tuple[FrozenTrial, float]]] = {}
+    # States of the trials that have a generation, to say why nothing is plotted.
+    states: Counter[str] = Counter()
     for t in trials:
         g = generation_of(t)
+        if g is None:
+            continue
+        states[t.state.name] += 1
         value = trial_value(t, target)
-        if g is not None and value is not None and math.isfinite(value):
+        if value is not None and math.isfinite(value):
             by_generation.setdefault(g, []).append((t, value))
     if not by_generation:
-        message = (
-            "There are no trials to plot."
-            if not trials
-            else "No COMPLETE trial has a generation: run the study with an optuna-evo sampler."
-        )
+        if not trials:
+            message = "There are no trials to plot."
+        elif not states:
+            # The first words are those of earlier releases (the CLI's report prints them).
+            message = (
+                "No COMPLETE trial has a generation: no trial has one (not an optuna-evo "
+                "study); run the study with an optuna-evo sampler."
+            )
+        else:
+            counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+            message = (
+                f"No COMPLETE trial with a finite value yet (trials with a generation: {counts})."
+            )
         return empty_figure(layout, message, __name__)
 
     generations = sorted(by_generation)

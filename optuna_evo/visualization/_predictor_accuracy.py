@@ -9,15 +9,13 @@ import optuna
 from optuna.study import Study
 import plotly.graph_objects as go
 
-from optuna_evo._logging import get_logger
 from optuna_evo.predictors.female import FemaleGenome
 from optuna_evo.predictors.female import rank_correlation
 from optuna_evo.predictors.population import load_females
 from optuna_evo.predictors.population import male_curves
 from optuna_evo.predictors.population import stored_female_generations
 from optuna_evo.samplers._population import LINEAGE_KEY
-
-_logger = get_logger(__name__)
+from optuna_evo.visualization._utils import empty_figure
 
 
 def plot_predictor_accuracy(study: Study, generations: Sequence[int] | None = None) -> go.Figure:
@@ -45,8 +43,10 @@ def plot_predictor_accuracy(study: Study, generations: Sequence[int] | None = No
         generations: Generations to show; all stored ones by default.
 
     Returns:
-        A :class:`plotly.graph_objects.Figure`. It has no data when nothing can be plotted
-        (no stored females, or no finished trial with more than ``early_steps`` reports).
+        A :class:`plotly.graph_objects.Figure`. It has no data, and says why, when nothing
+        can be plotted: no stored female population (not a GenderSampler study), none of the
+        requested ``generations`` stored, or no COMPLETE trial of a stored generation with
+        more than ``early_steps`` reports (e.g. every trial reported once).
     """
     layout = go.Layout(
         title="Predictor Accuracy Plot",
@@ -55,8 +55,22 @@ def plot_predictor_accuracy(study: Study, generations: Sequence[int] | None = No
         legend={"title": "Best female of"},
     )
     stored = stored_female_generations(study)
-    chosen = stored if generations is None else [g for g in generations if g in stored]
     trials = study.get_trials(deepcopy=False)
+    if not stored:
+        message = (
+            "There are no trials to plot."
+            if not trials
+            else "No generation has a stored female population: run the study with GenderSampler."
+        )
+        return empty_figure(layout, message, __name__)
+    chosen = stored if generations is None else [g for g in generations if g in stored]
+    if not chosen:
+        return empty_figure(
+            layout,
+            f"None of the generations {list(generations or [])} has a stored female "
+            f"population (stored: {_span(stored)}): there is nothing to plot.",
+            __name__,
+        )
     by_generation: dict[int, list[optuna.trial.FrozenTrial]] = {}
     for t in trials:
         info = t.system_attrs.get(LINEAGE_KEY)
@@ -65,13 +79,23 @@ def plot_predictor_accuracy(study: Study, generations: Sequence[int] | None = No
 
     data: list[go.Scatter] = []
     low, high = math.inf, -math.inf
+    # Why generations gave no points, for the message of an empty figure.
+    empty_populations: list[int] = []
+    no_males: list[int] = []
+    early_steps: set[int] = set()
+    n_complete = 0
     for g in chosen:
         population = load_females(study, g)
         if population is None or population.best is None:
+            empty_populations.append(g)
             continue
         k = population.early_steps
-        males = male_curves(by_generation.get(g, []), k)
+        members = by_generation.get(g, [])
+        males = male_curves(members, k)
         if not males:
+            no_males.append(g)
+            early_steps.add(k)
+            n_complete += sum(t.state == optuna.trial.TrialState.COMPLETE for t in members)
             continue
         genome = population.best
         predicted = [m.predict(genome, k) for m in males]
@@ -96,11 +120,9 @@ def plot_predictor_accuracy(study: Study, generations: Sequence[int] | None = No
             )
         )
     if not data:
-        _logger.warning(
-            "There is nothing to plot: no stored female population with finished trials of "
-            "its generation that reported more than `early_steps` values."
+        return empty_figure(
+            layout, _empty_reason(empty_populations, no_males, early_steps, n_complete), __name__
         )
-        return go.Figure(data=[], layout=layout)
     data.append(
         go.Scatter(
             x=[low, high],
@@ -112,3 +134,33 @@ def plot_predictor_accuracy(study: Study, generations: Sequence[int] | None = No
         )
     )
     return go.Figure(data=data, layout=layout)
+
+
+def _empty_reason(
+    empty_populations: list[int], no_males: list[int], early_steps: set[int], n_complete: int
+) -> str:
+    """Why no generation gave points (each one had an empty population or no usable trial)."""
+    if not no_males:
+        return f"The female populations of {_span(empty_populations)} are empty."
+    k = f"early_steps={min(early_steps)}" if len(early_steps) == 1 else "early_steps"
+    if n_complete == 0:
+        message = f"No trial of {_span(no_males)} is COMPLETE yet"
+    else:
+        message = (
+            f"No trial has enough intermediate values for the predictor: none of the "
+            f"{n_complete} COMPLETE trials of {_span(no_males)} has a finite value and more "
+            f"than {k} finite reports"
+        )
+    message += ", so the best female has nothing to predict."
+    if empty_populations:
+        message += f" The female populations of {_span(empty_populations)} are empty."
+    return message
+
+
+def _span(generations: Sequence[int]) -> str:
+    """``generation 3`` / ``generations 0, 1`` for a message; ``first..last`` when many."""
+    if len(generations) == 1:
+        return f"generation {generations[0]}"
+    if len(generations) > 4:
+        return f"generations {generations[0]}..{generations[-1]}"
+    return "generations " + ", ".join(str(g) for g in generations)
