@@ -45,7 +45,9 @@ def execution_details(study: optuna.Study) -> list[dict[str, Any]]:
       validation loss for minimised tasks, but e.g. the accuracy for a maximised one such as
       GENREG's (the name follows the MAGE paper's log) — and is empty for multi-objective
       studies and trials without a value; ``architecture`` is the layer widths joined by
-      ``-`` (e.g. ``784-128-10``) and ``activation`` the (first hidden layer's) activation
+      ``-`` (e.g. ``784-128-10``), a residual hidden layer marked ``r`` and skip edges
+      appended (e.g. ``784-256r-128-10 skip 0>2``), and ``activation`` the (first hidden
+      layer's) activation
       when the trial had an architecture (planned by MAGE, or trained by a ready task such as
       :class:`~optuna_evo.objectives.MLPTask` with any sampler); ``lr`` is the param ``lr``
       and ``batch`` the param ``batch_size``, or the param ``batch`` when no trial has a
@@ -107,7 +109,7 @@ def _details(study: optuna.Study) -> tuple[list[str], list[dict[str, Any]]]:
         lineage = t.system_attrs.get(LINEAGE_KEY) or {}
         arch = archs[t.number]
         if arch is not None:
-            architecture = "-".join(str(w) for w in arch["widths"])
+            architecture = _describe(arch)
             activation = t.params.get(ACTIVATION_PARAM) or (arch.get("activations") or [""])[0]
         else:
             architecture, activation = "", ""
@@ -137,6 +139,19 @@ def _details(study: optuna.Study) -> tuple[list[str], list[dict[str, Any]]]:
         counts[row["generation"]] = row["agent"] + 1
     fields = [*COLUMNS, *value_columns, *columns.values()]
     return fields, rows
+
+
+def _describe(arch: dict[str, Any]) -> str:
+    # Widths alone would show two agents that differ in blocks or skips as the same network.
+    widths = [str(w) for w in arch["widths"]]
+    for k, block in enumerate(arch.get("blocks") or []):
+        if block == "residual":
+            widths[k + 1] += "r"
+    text = "-".join(widths)
+    skips = arch.get("skips") or []
+    if skips:
+        text += " skip " + " ".join(f"{i}>{j}" for i, j in skips)
+    return text
 
 
 def _architecture_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:

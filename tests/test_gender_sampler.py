@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import logging
 import math
 import pickle
 import uuid
@@ -304,10 +305,17 @@ def test_rank_males_predicts_pruned_and_drops_unusable() -> None:
     assert [t.number for t in ranked] == [0, 3, 1, 2]
 
 
-def test_objective_without_reports_ranks_by_value() -> None:
+def test_objective_without_reports_ranks_by_value(caplog: pytest.LogCaptureFixture) -> None:
     sampler = GenderSampler(population_size=6, n_top_males=2, speed_weight=0.9, seed=0)
     study = optuna.create_study(sampler=sampler)
-    study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=18)
+    optuna.logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING):
+            study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=18)
+    finally:
+        optuna.logging.disable_propagation()
+    # Said once, not once per generation.
+    assert caplog.text.count("no finished trial reported more than early_steps") == 1
     gen0 = [t for t in study.trials if optuna_evo.lineage(t, study).generation == 0]
     best_two = {t._trial_id for t in sorted(gen0, key=lambda t: t.value)[:2]}  # type: ignore[arg-type, return-value]
     attrs = study._storage.get_study_system_attrs(study._study_id)

@@ -57,9 +57,8 @@ def test_only_what_the_architecture_column_shows_is_folded() -> None:
     study.optimize(objective, n_trials=6)
     rows = optuna_evo.execution_details(study)
     for row, trial in zip(rows, study.trials):
-        assert row["architecture"] == "-".join(
-            map(str, trial.user_attrs["architecture"]["widths"])
-        )
+        layers = row["architecture"].split(" ")[0].replace("r", "")
+        assert layers == "-".join(map(str, trial.user_attrs["architecture"]["widths"]))
         assert row["activation"] == trial.params["arch_activation"]
         assert row["arch_depth"] == trial.params["arch_depth"]  # a user param, not a gene
         assert row["arch_block_0"] == trial.params["arch_block_0"]  # not shown by the string
@@ -143,3 +142,18 @@ def test_a_param_named_like_a_prefixed_column_is_kept() -> None:
     row = optuna_evo.execution_details(study)[0]
     assert row["param_state"] == study.trials[0].params["param_state"]
     assert row["param_param_state"] == study.trials[0].params["state"]
+
+
+def test_architecture_column_tells_blocks_and_skips_apart() -> None:
+    plain = optuna_evo.Architecture(widths=[20, 32, 32, 3], activations="relu")
+    residual = optuna_evo.Architecture(
+        widths=[20, 32, 32, 3], activations="relu", blocks=["residual", "linear"]
+    )
+    skipped = optuna_evo.Architecture(widths=[20, 32, 32, 3], activations="relu", skips=[(0, 2)])
+    study = optuna.create_study()
+    for arch in (plain, residual, skipped):
+        trial = study.ask()
+        trial.set_user_attr("architecture", arch.to_dict())  # what a ready task records
+        study.tell(trial, 1.0)
+    columns = [row["architecture"] for row in optuna_evo.execution_details(study)]
+    assert columns == ["20-32-32-3", "20-32r-32-3", "20-32-32-3 skip 0>2"]

@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_evo._experimental import experimental_class
+from optuna_evo._logging import get_logger
 from optuna_evo._validation import check_float
 from optuna_evo._validation import check_int
 from optuna_evo._validation import check_probability
@@ -41,6 +42,8 @@ from optuna_evo.samplers._population import Lineage
 from optuna_evo.samplers._population import Plan
 from optuna_evo.samplers._population import PopulationSampler
 from optuna_evo.samplers._population import settle_study_attr
+
+_logger = get_logger(__name__)
 
 
 @experimental_class("0.1.0")
@@ -180,6 +183,7 @@ class GenderSampler(PopulationSampler):
         sigma = check_float("female_mutation_sigma", female_mutation_sigma, 0, low_open=True)
         self._female_mutation = GaussianMutation(sigma)
         self._female_crossover = BlendCrossover(0.5)
+        self._warned_no_curve = False
 
     @property
     def early_steps(self) -> int:
@@ -308,9 +312,24 @@ class GenderSampler(PopulationSampler):
     def select_parent(self, study: Study, generation: int) -> list[FrozenTrial]:
         """The top ``n_top_males`` of the previous generation and its parents."""
         candidates = self.selection_candidates(study, generation)
+        self._warn_if_no_curve(candidates)
         predictor = self.female_population(study, generation).best
         ranked = self.rank_males(study, candidates, predictor)
         return ranked[: self._n_top_males]
+
+    def _warn_if_no_curve(self, candidates: Sequence[FrozenTrial]) -> None:
+        # Without a curve the pairing degrades silently to a plain GA: say so, once.
+        finished = [t for t in candidates if t.state == TrialState.COMPLETE]
+        if self._warned_no_curve or not finished:
+            return
+        if all(len(t.intermediate_values) <= self._early_steps for t in finished):
+            self._warned_no_curve = True
+            _logger.warning(
+                f"GenderSampler: no finished trial reported more than early_steps="
+                f"{self._early_steps} intermediate values, so males are ranked by their final "
+                "value alone and the females have no curve to learn from. Report the learning "
+                "curve from the objective with trial.report(value, step)."
+            )
 
     def make_child(
         self,
