@@ -22,8 +22,8 @@ created the study (stored with its settings). Workers on several machines must s
 
 ``gender`` runs need a learning curve (GenderSampler rates a trial's early speed, its
 LearningCurvePruner extrapolates): trials report about :data:`REPORTS_PER_TRIAL` times, so the
-image tasks, which report once per epoch, default to that many epochs there (on a CPU, of
-fewer images: as many optimizer steps as other samplers' one epoch).
+image tasks, which otherwise report once per epoch, report several times an epoch there
+(their ``reports_per_epoch``, stored with the settings); epochs and images stay the same.
 
 ``run`` and ``worker`` record heartbeats of running trials (``--heartbeat``): a trial whose
 worker was killed is failed and re-run by the next trial to start, with the same params and
@@ -94,9 +94,9 @@ MAGE_SPACE: dict[str, Any] = {
 """MAGE's architecture space for ``--task mlp`` (FashionMNIST: 784 inputs, 10 classes)."""
 
 REPORTS_PER_TRIAL = 8
-"""Intermediate values a char-lm / genreg trial reports, and the epochs of a ``gender`` run on
-the image tasks (they report once per epoch): more than :data:`GENDER_EARLY_STEPS` and
-:data:`GENDER_PRUNE_AFTER`, so that GenderSampler and its pruner have a learning curve."""
+"""Intermediate values a char-lm / genreg trial reports, and at least those of a ``gender`` run
+on the image tasks: more than :data:`GENDER_EARLY_STEPS` and :data:`GENDER_PRUNE_AFTER`, so
+that GenderSampler and its pruner have a learning curve."""
 GENDER_EARLY_STEPS = 3
 """Reports GenderSampler rates a trial's early speed on (and its predictors see)."""
 GENDER_PRUNE_AFTER = 5
@@ -110,9 +110,6 @@ CPU_LM_STEPS = 100
 CPU_GENREG_GENERATIONS = 20
 CPU_GENREG_MAX_TRAIN = 1000
 CPU_GENREG_MAX_VAL = 1000
-# A gender run's REPORTS_PER_TRIAL epochs on a CPU take as many optimizer steps as the
-# other samplers' CPU_EPOCHS over CPU_MAX_TRAIN images.
-CPU_GENDER_MAX_TRAIN = CPU_EPOCHS * CPU_MAX_TRAIN // REPORTS_PER_TRIAL
 # The tasks' own defaults, used on a GPU.
 GPU_EPOCHS = {"fashion-mnist-cnn": 5, "mlp": 3}
 GPU_STEPS = {"char-lm": 2000, "genreg": 300}
@@ -237,15 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="epochs per trial, cnn / mlp (default: "
         f"{GPU_EPOCHS['fashion-mnist-cnn']} / {GPU_EPOCHS['mlp']} on a GPU, "
-        f"{CPU_EPOCHS} on a CPU; {REPORTS_PER_TRIAL} with --sampler gender, which needs a "
-        "learning curve: one report per epoch)",
+        f"{CPU_EPOCHS} on a CPU)",
     )
     run.add_argument(
         "--max-train",
         type=_positive_int,
         default=None,
         help=f"training images per trial (default: all on a GPU; on a CPU {CPU_MAX_TRAIN}, "
-        f"{CPU_GENDER_MAX_TRAIN} with --sampler gender, genreg {CPU_GENREG_MAX_TRAIN})",
+        f"genreg {CPU_GENREG_MAX_TRAIN})",
     )
     run.add_argument(
         "--max-val",
@@ -378,18 +374,14 @@ def new_settings(args: argparse.Namespace, device: torch.device) -> dict[str, An
         "max_val": None,
         "max_steps": None,
         "lm_size": None,
+        "reports_per_epoch": None,
     }
     if task in ("fashion-mnist-cnn", "mlp"):
-        cpu_max_train = CPU_MAX_TRAIN
-        if args.epochs:
-            settings["epochs"] = args.epochs
-        elif settings["sampler"] == "gender":
-            # These tasks report once per epoch; GenderSampler and its pruner need a curve.
-            settings["epochs"] = REPORTS_PER_TRIAL
-            cpu_max_train = CPU_GENDER_MAX_TRAIN
-        else:
-            settings["epochs"] = CPU_EPOCHS if on_cpu else GPU_EPOCHS[task]
-        settings["max_train"] = args.max_train or (cpu_max_train if on_cpu else None)
+        settings["epochs"] = args.epochs or (CPU_EPOCHS if on_cpu else GPU_EPOCHS[task])
+        if settings["sampler"] == "gender":
+            # One report an epoch is no curve for GenderSampler and its pruner.
+            settings["reports_per_epoch"] = -(-REPORTS_PER_TRIAL // settings["epochs"])
+        settings["max_train"] = args.max_train or (CPU_MAX_TRAIN if on_cpu else None)
         settings["max_val"] = args.max_val or (CPU_MAX_VAL if on_cpu else None)
         if task == "mlp" and settings["sampler"] == "mage":
             # Absolute, so that a worker started in another folder finds the checkpoints
@@ -439,7 +431,7 @@ def describe(settings: dict[str, Any]) -> str:
     """One line naming the objective settings, e.g. for the start of a run."""
     parts = [f"task {settings['task']}", f"sampler {settings['sampler']}"]
     parts.append(f"population {settings['population_size']}")
-    for key in ("epochs", "max_train", "max_val", "max_steps", "lm_size"):
+    for key in ("epochs", "reports_per_epoch", "max_train", "max_val", "max_steps", "lm_size"):
         if settings.get(key) is not None:
             parts.append(f"{key.replace('_', '-')} {settings[key]}")
     return ", ".join(parts)
@@ -466,6 +458,7 @@ def make_objective(
             data_dir,
             device,
             epochs=settings["epochs"],
+            reports_per_epoch=settings.get("reports_per_epoch") or 1,
             max_train=settings["max_train"],
             max_val=settings["max_val"],
             seed=seed,
@@ -486,6 +479,7 @@ def make_objective(
             data_dir,
             device,
             epochs=settings["epochs"],
+            reports_per_epoch=settings.get("reports_per_epoch") or 1,
             architecture_fn=architecture_fn,
             max_train=settings["max_train"],
             max_val=settings["max_val"],
@@ -587,7 +581,8 @@ def _report_interval(steps: int) -> int:
 def reports_per_trial(settings: dict[str, Any]) -> int:
     """Intermediate values a finished trial of ``settings`` has reported."""
     if settings["task"] in ("fashion-mnist-cnn", "mlp"):
-        return int(settings["epochs"])  # one report per epoch
+        # At most: an epoch shorter than reports_per_epoch steps reports once per step.
+        return int(settings["epochs"]) * int(settings.get("reports_per_epoch") or 1)
     steps = int(settings["max_steps"])
     return -(-steps // _report_interval(steps))  # every interval, and after the last step
 

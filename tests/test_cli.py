@@ -264,15 +264,16 @@ def test_char_lm_with_gender_sampler(tmp_path: Path) -> None:
 def test_gender_run_on_a_cpu_has_a_learning_curve(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The image tasks report once per epoch: a gender run trains several epochs.
+    # The image tasks report once per epoch: a gender run reports several times an epoch.
+    # 2048 images: even the largest batch (256) gives 8 steps, one report each.
     storage = _storage(tmp_path)
     argv = ["run", "--task", "mlp", "--sampler", "gender", "--population-size", "2"]
-    argv += ["--n-trials", "3", "--storage", storage, *QUICK, "--max-train", "128"]
+    argv += ["--n-trials", "3", "--storage", storage, *QUICK, "--max-train", "2048"]
     assert main([*argv, "--max-val", "64"]) == 0
     assert "warning" not in capsys.readouterr().err
     study = optuna.load_study(study_name="optuna-evo-mlp-gender", storage=storage)
     config = study.user_attrs[CONFIG_KEY]
-    assert config["epochs"] == cli.REPORTS_PER_TRIAL
+    assert (config["epochs"], config["reports_per_epoch"]) == (1, cli.REPORTS_PER_TRIAL)
     early_steps = cli.make_sampler(config, 0).early_steps
     trials = study.get_trials()
     assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
@@ -288,12 +289,16 @@ def test_gender_defaults_and_warning(tmp_path: Path, capsys: pytest.CaptureFixtu
     for task in ("fashion-mnist-cnn", "mlp"):
         argv = ["run", "--task", task, "--sampler", "gender"]
         settings = cli.new_settings(parse(argv), cpu)
-        # as many optimizer steps as one epoch of the other samplers' 5000 images
-        assert (settings["epochs"], settings["max_train"]) == (8, 625)
-        assert cli.new_settings(parse(argv), gpu)["epochs"] == 8
-        assert cli.new_settings(parse([*argv, "--max-train", "900"]), cpu)["max_train"] == 900
+        # The same epochs and images as the other samplers, reported 8 times a trial.
+        assert (settings["epochs"], settings["max_train"]) == (1, 5000)
+        assert settings["reports_per_epoch"] == 8
+        on_gpu = cli.new_settings(parse(argv), gpu)
+        assert on_gpu["epochs"] * on_gpu["reports_per_epoch"] >= 8
+        assert on_gpu["epochs"] == cli.GPU_EPOCHS[task]
+        assert cli.new_settings(parse([*argv, "--epochs", "3"]), cpu)["reports_per_epoch"] == 3
         assert cli.gender_warning(settings) is None
-        assert cli.new_settings(parse(["run", "--task", task]), cpu)["epochs"] == 1
+        other = cli.new_settings(parse(["run", "--task", task]), cpu)
+        assert (other["epochs"], other["reports_per_epoch"]) == (1, None)
     for task in ("char-lm", "genreg"):  # they report about 8 times whatever the budget
         for steps in ([], ["--max-steps", "6"], ["--max-steps", "17"], ["--max-steps", "300"]):
             argv = ["run", "--task", task, "--sampler", "gender", *steps]
@@ -305,11 +310,11 @@ def test_gender_defaults_and_warning(tmp_path: Path, capsys: pytest.CaptureFixtu
     few["max_steps"] = 5
     assert "--max-steps 8 or more" in (cli.gender_warning(few) or "")
     storage = _storage(tmp_path)
-    argv = ["run", "--task", "mlp", "--sampler", "gender", "--epochs", "2", "--n-trials", "1"]
-    assert main([*argv, "--storage", storage, *QUICK_IMAGES]) == 0
+    argv = ["run", "--task", "genreg", "--sampler", "gender", "--max-steps", "4"]
+    assert main([*argv, "--n-trials", "1", "--storage", storage, *QUICK_IMAGES]) == 0
     (line,) = [e for e in capsys.readouterr().err.splitlines() if "warning" in e]
-    assert line.startswith("optuna-evo: warning: a trial reports 2 intermediate values")
-    assert "--epochs 8 or more" in line
+    assert line.startswith("optuna-evo: warning: a trial reports 4 intermediate values")
+    assert "--max-steps 8 or more" in line
 
 
 def test_genreg_with_nsga2_maximizes(tmp_path: Path) -> None:

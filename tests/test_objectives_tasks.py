@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -34,6 +35,12 @@ def synthetic_task(**kwargs: object) -> MLPTask:
     return MLPTask("synthetic", device="cpu", epochs=2, synthetic_kwargs=SYNTHETIC, **kwargs)
 
 
+def tiny_cnn(**kwargs: Any) -> FashionMNISTCNN:
+    """The seed CNN, narrowed, on 256 / 128 real FashionMNIST images for 2 epochs."""
+    sizes = {"max_train": 256, "max_val": 128, "c1": 8, "c2": 16, "hidden": 32}
+    return FashionMNISTCNN(DEBIAN_FASHION, device="cpu", epochs=2, **sizes, **kwargs)
+
+
 def test_fashion_mnist_cnn_space_is_the_seed_papers() -> None:
     task = FashionMNISTCNN(device="cpu")
     assert task.direction == "minimize"
@@ -49,9 +56,7 @@ def test_fashion_mnist_cnn_space_is_the_seed_papers() -> None:
 
 @pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="FashionMNIST files not installed")
 def test_fashion_mnist_cnn_trial_on_a_tiny_subset() -> None:
-    task = FashionMNISTCNN(
-        DEBIAN_FASHION, device="cpu", epochs=2, max_train=256, max_val=128, c1=8, c2=16, hidden=32
-    )
+    task = tiny_cnn()
     study = optuna.create_study(direction=task.direction)
     study.enqueue_trial({"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4})
     study.optimize(task, n_trials=2)
@@ -63,6 +68,19 @@ def test_fashion_mnist_cnn_trial_on_a_tiny_subset() -> None:
         assert trial.user_attrs["steps"] == 2 * (256 // 64)
         assert 0.0 <= trial.user_attrs["val_accuracy"] <= 1.0
     assert study.trials[0].params["lr"] == 0.05
+
+
+def test_image_tasks_report_several_times_an_epoch_when_asked() -> None:
+    # 256 images / batch 64 = 4 steps an epoch: 2 reports an epoch land on steps 2, 4, 6, 8.
+    task = tiny_cnn(reports_per_epoch=2)
+    study = optuna.create_study(direction=task.direction)
+    study.optimize(task, n_trials=1)
+    assert sorted(study.trials[0].intermediate_values) == [2, 4, 6, 8]
+    # 360 training samples / batch 32 = 11 steps an epoch: a report every 3 steps.
+    study = optuna.create_study()
+    study.enqueue_trial({"batch_size": 32})
+    study.optimize(synthetic_task(reports_per_epoch=3), n_trials=1)
+    assert sorted(study.trials[0].intermediate_values)[:6] == [3, 6, 9, 12, 15, 18]
 
 
 def test_same_trial_number_same_result() -> None:
@@ -212,6 +230,8 @@ def test_char_lm_space() -> None:
         (lambda: MLPTask("synthetic", device="cpu", time_budget_s=0), "time_budget_s"),
         (lambda: CharLM(device="cpu", time_budget_s="10"), "time_budget_s"),
         (lambda: CharLM(device="cpu", warmup_steps=-5), "warmup_steps"),
+        (lambda: FashionMNISTCNN(device="cpu", reports_per_epoch=0), "reports_per_epoch"),
+        (lambda: MLPTask("synthetic", device="cpu", reports_per_epoch=1.5), "reports_per_epoch"),
     ],
 )
 def test_bad_budgets_are_refused_before_any_trial(

@@ -145,6 +145,8 @@ class _Task:
 
     direction: str = "minimize"
     """Optimisation direction of the returned value (the best validation loss)."""
+    reports_per_epoch: int = 1
+    """Validation reports per epoch of the image tasks (see their ``reports_per_epoch``)."""
 
     def __init__(
         self,
@@ -192,6 +194,13 @@ class _Task:
         if self.artifact_store is not None and isinstance(trial, optuna.Trial):
             checkpoint.save(trial, model, self.artifact_store)
 
+    def _eval_interval(self, data: ClassificationSplits, batch_size: int) -> int | None:
+        """Steps between reports for ``reports_per_epoch``; ``None``: once per epoch."""
+        if self.reports_per_epoch == 1:
+            return None
+        steps_per_epoch = len(data.train_y) // batch_size  # the loader drops the last batch
+        return max(1, steps_per_epoch // self.reports_per_epoch)
+
     def trial_seed(self, trial: optuna.trial.BaseTrial) -> int:
         """Seed used for ``trial``: ``seed + trial.number``."""
         return self.seed + trial.number
@@ -217,13 +226,16 @@ class FashionMNISTCNN(_Task):
     Search space (exactly the paper's): ``lr`` log-uniform in [1e-4, 1], ``momentum`` in
     [0, 0.9], ``weight_decay`` in [0, 0.1]. Fixed: SGD, batch size 64, StepLR with gamma 0.7
     every epoch, 50k / 10k train / validation split. Reports the validation loss after every
-    epoch.
+    epoch (``reports_per_epoch`` times an epoch, if set).
 
     Args:
         data_dir: Directory with the FashionMNIST idx files (see
             :func:`~optuna_evo.objectives.data.load_image_dataset` for the lookup order).
         device: Training device; ``None`` = CUDA when available, else CPU.
         epochs: Epochs per trial.
+        reports_per_epoch: Validation reports (``trial.report``) per epoch; more than one gives
+            a pruner or :class:`~optuna_evo.GenderSampler` a learning curve from a short run.
+            The step reported is then the optimizer step, else the epoch.
         max_train: Use only this many training images (fast CPU runs).
         max_val: Use only this many validation images.
         time_budget_s: Optional wall-clock budget per trial.
@@ -253,6 +265,7 @@ class FashionMNISTCNN(_Task):
         device: str | torch.device | None = None,
         *,
         epochs: int = 5,
+        reports_per_epoch: int = 1,
         max_train: int | None = None,
         max_val: int | None = None,
         time_budget_s: float | None = None,
@@ -268,6 +281,7 @@ class FashionMNISTCNN(_Task):
     ) -> None:
         super().__init__(device, seed, catch_failures, artifact_store)
         epochs = check_int("epochs", epochs, 1)
+        self.reports_per_epoch = check_int("reports_per_epoch", reports_per_epoch, 1)
         SeedCNN(c1=c1, c2=c2, hidden=hidden)  # Validates the width knobs now, not per trial.
         max_train = check_int("max_train", max_train, 1, none_ok=True)
         max_val = check_int("max_val", max_val, 1, none_ok=True)
@@ -311,6 +325,7 @@ class FashionMNISTCNN(_Task):
             weight_decay=params["weight_decay"],
             batch_size=self.BATCH_SIZE,
             epochs=self.epochs,
+            eval_interval=self._eval_interval(data, self.BATCH_SIZE),
             time_budget_s=self.time_budget_s,
             scheduler="step",
             step_gamma=self.STEP_GAMMA,
@@ -338,6 +353,9 @@ class MLPTask(_Task):
         data_dir: Directory with the idx files (image datasets).
         device: Training device; ``None`` = CUDA when available, else CPU.
         epochs: Epochs per trial.
+        reports_per_epoch: Validation reports (``trial.report``) per epoch; more than one gives
+            a pruner or :class:`~optuna_evo.GenderSampler` a learning curve from a short run.
+            The step reported is then the optimizer step, else the epoch.
         architecture_fn: ``fn(trial) -> Architecture``; its widths must start with the input
             width (784 for the image sets) and end with the number of classes.
         max_train: Use only this many training samples (image datasets).
@@ -368,6 +386,7 @@ class MLPTask(_Task):
         device: str | torch.device | None = None,
         *,
         epochs: int = 3,
+        reports_per_epoch: int = 1,
         architecture_fn: Callable[[optuna.trial.BaseTrial], Architecture] | None = None,
         max_train: int | None = None,
         max_val: int | None = None,
@@ -382,6 +401,7 @@ class MLPTask(_Task):
         super().__init__(device, seed, catch_failures, artifact_store)
         check_choice("dataset", dataset, MLP_DATASETS)
         epochs = check_int("epochs", epochs, 1)
+        self.reports_per_epoch = check_int("reports_per_epoch", reports_per_epoch, 1)
         if architecture_fn is not None and not callable(architecture_fn):
             raise ValueError("architecture_fn must be callable as fn(trial) -> Architecture.")
         max_train = check_int("max_train", max_train, 1, none_ok=True)
@@ -460,6 +480,7 @@ class MLPTask(_Task):
             weight_decay=weight_decay,
             batch_size=batch_size,
             epochs=self.epochs,
+            eval_interval=self._eval_interval(data, batch_size),
             time_budget_s=self.time_budget_s,
             scheduler="cosine",
             seed=seed,
