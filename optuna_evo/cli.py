@@ -316,10 +316,9 @@ def open_storage(url: str, must_exist: bool, heartbeat_s: int = 0) -> optuna.sto
     twice as long (its worker was killed) is failed by the next trial to start anywhere and
     re-run with the same params and place in the evolution, up to :data:`MAX_RETRIES` times.
     """
-    if must_exist and url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :].split("?")[0]
-        if path not in ("", ":memory:") and not os.path.exists(path):
-            raise CLIError(f"no SQLite database at {path!r} (storage {url})")
+    path = sqlite_file(url)
+    if must_exist and path is not None and not os.path.exists(path):
+        raise CLIError(f"no SQLite database at {path!r} (storage {url})")
     try:
         if heartbeat_s > 0:
             return optuna.storages.RDBStorage(
@@ -331,6 +330,14 @@ def open_storage(url: str, must_exist: bool, heartbeat_s: int = 0) -> optuna.sto
         return optuna.storages.get_storage(url)
     except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as e:
         raise CLIError(f"cannot open storage {url!r}: {_one_line(e)}") from None
+
+
+def sqlite_file(url: str) -> str | None:
+    """The database file of a ``sqlite:///`` URL; ``None`` for other storages and memory."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///") :].split("?")[0]
+    return None if path in ("", ":memory:") else path
 
 
 def _retry_stale_trials() -> dict[str, Any]:
@@ -700,7 +707,21 @@ def _warn_gender(settings: dict[str, Any]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     device = _resolve_device(args.device)
+    path = sqlite_file(args.storage)
+    new_file = path if path is not None and not os.path.exists(path) else None
     storage = open_storage(args.storage, must_exist=False, heartbeat_s=args.heartbeat)
+    try:
+        return _run_in(args, device, storage)
+    except CLIError:
+        # A refused run leaves no empty database behind (the next `run` would find it).
+        if new_file is not None and not storage.get_all_studies():
+            os.remove(new_file)
+        raise
+
+
+def _run_in(
+    args: argparse.Namespace, device: torch.device, storage: optuna.storages.BaseStorage
+) -> int:
     task = args.task or DEFAULT_TASK
     sampler = args.sampler or DEFAULT_SAMPLER
     study_name = args.study_name or f"optuna-evo-{task}-{sampler}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import os
 from pathlib import Path
 import shutil
@@ -9,13 +10,18 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution
+from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import pytest
 
 import optuna_evo
+from optuna_evo.operators import BaseCrossover
+from optuna_evo.operators import BaseMutation
 
 STORAGE_KINDS = ("sqlite", "journal", "postgres")
 POSTGRES_ENV = "OPTUNA_EVO_TEST_POSTGRES"
@@ -139,3 +145,55 @@ def assert_consistent_lineage(study: optuna.Study, min_generations: int = 2) -> 
         else:
             assert not info.parent_ids
     assert len(generations) >= min_generations, generations
+
+
+class TowardsLow(BaseMutation):
+    """Mutates every value to its distribution's low end, and counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, distribution: BaseDistribution, value: Any, rng: Any) -> Any:
+        self.calls += 1
+        assert isinstance(distribution, FloatDistribution)
+        return distribution.low
+
+
+class Larger(BaseCrossover):
+    """Takes the larger of the parents' values, and counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, distribution: BaseDistribution, values: Sequence[Any], rng: Any) -> Any:
+        self.calls += 1
+        return max(values)
+
+
+def assert_blend_reach(excess: list[float], blend_alpha: float, at_least: int) -> None:
+    """Check how far blend-crossover children left their parents' interval.
+
+    ``excess`` holds, per child value, its distance outside the parents' interval in units
+    of the interval's width: never positive with ``blend_alpha=0``; BLX-2 reaches beyond one
+    width, which the default alpha 0.5 never does.
+    """
+    assert len(excess) >= at_least
+    if blend_alpha == 0.0:
+        assert max(excess) <= 1e-9
+    else:
+        assert max(excess) > 1.0
+
+
+def unmirrored_lineage(
+    study: optuna.Study, trial: FrozenTrial, population_size: int
+) -> tuple[optuna_evo.Lineage, list[FrozenTrial]]:
+    """Check a ``mirror_user_attrs=False`` trial: no user attrs, lineage readable anyway.
+
+    Returns the trial's lineage and parents for sampler-specific checks.
+    """
+    assert not [k for k in trial.user_attrs if k.startswith("optuna_evo:")], trial.number
+    info = optuna_evo.lineage(trial, study)
+    assert info is not None and info.generation == trial.number // population_size
+    parents = optuna_evo.parents(trial, study)
+    assert [p.number for p in parents] == list(info.parent_numbers)
+    return info, parents

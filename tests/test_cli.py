@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 import csv
 from pathlib import Path
 import re
+import shutil
+import sqlite3
 import subprocess
 import sys
-import time
 
 import optuna
 from optuna.study import StudyDirection
@@ -92,6 +94,15 @@ def test_console_script_is_installed() -> None:
         [sys.executable, "-m", "optuna_evo.cli", "--version"], capture_output=True, text=True
     )
     assert out.returncode == 0 and out.stdout.strip() == optuna_evo.__version__
+    # The `optuna-evo` entry point itself: beside this interpreter first (a virtualenv's bin/
+    # need not be on PATH), else on PATH.
+    script = shutil.which("optuna-evo", path=str(Path(sys.executable).parent))
+    script = script or shutil.which("optuna-evo")
+    if script is None:
+        pytest.skip("the optuna-evo console script is not installed (pip install -e .)")
+    out = subprocess.run([script, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: optuna-evo ") and "export-csv" in out.stdout
 
 
 def test_run_then_resume_on_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -190,12 +201,20 @@ def test_a_trial_whose_worker_died_is_run_again(tmp_path: Path) -> None:
     argv += ["--study-name", "s", "--heartbeat", "1"]
     assert main([*argv, "--n-trials", "2"]) == 0
     # A worker killed mid-trial: a RUNNING trial with params whose heartbeats stopped.
-    rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=1, grace_period=2)
+    rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=1)
     study = optuna.load_study(study_name="s", storage=rdb, sampler=cli_sampler(storage))
     dead = study.ask()
     lr = dead.suggest_float("lr", 1e-4, 1.0, log=True)  # the retry runs with this value
     rdb.record_heartbeat(dead._trial_id)
-    time.sleep(3.5)  # past the grace period (SQLite clocks tick in whole seconds)
+    # Its last heartbeat an hour ago, far past the 2 s grace period, without waiting for it:
+    # Optuna compares the stored time with the database's clock.
+    with closing(sqlite3.connect(tmp_path / "cli.db")) as db, db:
+        moved = db.execute(
+            "UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, '-1 hour') "
+            "WHERE trial_id = ?",
+            (dead._trial_id,),
+        ).rowcount
+    assert moved == 1
     assert main([*argv, "--n-trials", "1"]) == 0  # resumes: fails the dead trial, re-runs it
     trials = study.get_trials()
     assert trials[dead.number].state == TrialState.FAIL
@@ -317,6 +336,19 @@ def test_gender_defaults_and_warning(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "--max-steps 8 or more" in line
 
 
+@pytest.mark.parametrize("sampler", cli.SAMPLERS)
+def test_only_gender_runs_get_the_learning_curve_pruner(sampler: str) -> None:
+    task = "mlp" if sampler == "mage" else "fashion-mnist-cnn"  # mage runs only the mlp task
+    argv = ["run", "--task", task, "--sampler", sampler]
+    settings = cli.new_settings(cli.build_parser().parse_args(argv), torch.device("cpu"))
+    pruner = cli.make_pruner(settings)
+    if sampler == "gender":
+        assert isinstance(pruner, optuna_evo.LearningCurvePruner)
+        assert pruner._min_steps == cli.GENDER_PRUNE_AFTER
+    else:  # Optuna's default MedianPruner would prune a CPU trial after its only report
+        assert isinstance(pruner, optuna.pruners.NopPruner)
+
+
 def test_genreg_with_nsga2_maximizes(tmp_path: Path) -> None:
     storage = _storage(tmp_path)
     argv = ["run", "--task", "genreg", "--sampler", "nsga2", "--population-size", "2"]
@@ -413,7 +445,15 @@ def test_errors_after_parsing_one_line_exit_2(
         argv += ["--no-progress"]
     assert main(argv) == 2
     assert fragment in _one_error_line(capsys)
-    assert not (tmp_path / "nothing").exists()
+    # A refused command creates no study in any database, nor a missing one it was given.
+    studies = [
+        summary.study_name
+        for db_file in tmp_path.glob("*.db")
+        for summary in optuna.get_all_study_summaries(f"sqlite:///{db_file}")
+    ]
+    assert sorted(studies) == ["api", "cli"]
+    # Nor an empty database file where there was none (the default storage included).
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == [Path(db[len("sqlite:///") :]).name]
 
 
 @pytest.mark.parametrize(

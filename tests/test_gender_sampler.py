@@ -9,9 +9,13 @@ import pickle
 import uuid
 
 from evo_testing import STORAGE_KINDS
+from evo_testing import Larger
+from evo_testing import TowardsLow
+from evo_testing import assert_blend_reach
 from evo_testing import assert_consistent_lineage
 from evo_testing import run_workers
 from evo_testing import storage_for
+from evo_testing import unmirrored_lineage
 import numpy as np
 import optuna
 from optuna.exceptions import ExperimentalWarning
@@ -65,15 +69,16 @@ def synthetic_curve(
     return clean + np.random.RandomState(seed).normal(0.0, 0.005, n_reports), float(clean[-1])
 
 
-def objective(trial: optuna.Trial, n_reports: int = N_REPORTS) -> float:
+def objective(trial: optuna.Trial, n_reports: int = N_REPORTS, sign: float = 1.0) -> float:
+    """The synthetic curve's losses, negated with ``sign=-1`` for maximising studies."""
     x = trial.suggest_float("x", -2.0, 2.0)
     lr = trial.suggest_float("lr", 1e-3, 1.0, log=True)
     values, _ = synthetic_curve(x, lr, trial.number, n_reports)
     for step, value in enumerate(values, start=1):
-        trial.report(float(value), step)
+        trial.report(sign * float(value), step)
         if trial.should_prune():
             raise optuna.TrialPruned()
-    return float(values[-1])
+    return sign * float(values[-1])
 
 
 def _sampler(**kwargs: object) -> GenderSampler:
@@ -81,11 +86,19 @@ def _sampler(**kwargs: object) -> GenderSampler:
     return GenderSampler(**{**defaults, **kwargs})  # type: ignore[arg-type]
 
 
-def _run(n_trials: int = 40, pruner: optuna.pruners.BasePruner | None = None, **kwargs: object):
+def _run(
+    n_trials: int = 40,
+    pruner: optuna.pruners.BasePruner | None = None,
+    direction: str = "minimize",
+    **kwargs: object,
+) -> optuna.Study:
     study = optuna.create_study(
-        sampler=_sampler(**kwargs), pruner=pruner or optuna.pruners.NopPruner()
+        direction=direction,
+        sampler=_sampler(**kwargs),
+        pruner=pruner or optuna.pruners.NopPruner(),
     )
-    study.optimize(objective, n_trials=n_trials)
+    sign = 1.0 if direction == "minimize" else -1.0
+    study.optimize(lambda t: objective(t, sign=sign), n_trials=n_trials)
     return study
 
 
@@ -180,16 +193,21 @@ def test_lineage_males_and_females() -> None:
         assert fitness == sorted(fitness, reverse=True)
 
 
+def _finished_before(study: optuna.Study, generation: int) -> list[optuna.trial.FrozenTrial]:
+    """The COMPLETE trials of generations before ``generation``: the males females see."""
+    return [
+        t
+        for t in study.trials
+        if t.state == TrialState.COMPLETE and optuna_evo.lineage(t, study).generation < generation
+    ]
+
+
 def test_females_scored_on_finished_males_of_earlier_generations() -> None:
     study = _run(32)
     for g in stored_female_generations(study):
         population = load_females(study, g)
         assert population is not None
-        earlier = [
-            t
-            for t in study.trials
-            if t.state == TrialState.COMPLETE and optuna_evo.lineage(t, study).generation < g
-        ]
+        earlier = _finished_before(study, g)
         assert population.n_males == len(earlier) and population.early_steps == 8
         males = [
             MaleCurve.from_arrays(
@@ -202,21 +220,122 @@ def test_females_scored_on_finished_males_of_earlier_generations() -> None:
         assert evaluate_female(best.genome, males, 8).fitness == best.fitness
 
 
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
 @pytest.mark.parametrize("speed_weight", [0.0, 1.0])
-def test_top_males_by_value_or_by_early_speed(speed_weight: float) -> None:
-    study = _run(16, speed_weight=speed_weight, n_top_males=3)
+def test_top_males_by_value_or_by_early_speed(speed_weight: float, direction: str) -> None:
+    # Maximising runs the negated curves: the same males are the best.
+    sign = 1.0 if direction == "minimize" else -1.0
+    study = _run(16, direction=direction, speed_weight=speed_weight, n_top_males=3)
     gen0 = [t for t in study.trials if optuna_evo.lineage(t, study).generation == 0]
     if speed_weight == 0.0:
-        expected = sorted(gen0, key=lambda t: t.value)[:3]
+        expected = sorted(gen0, key=lambda t: sign * t.value)[:3]  # type: ignore[operator]
     else:
 
         def speed(t: optuna.trial.FrozenTrial) -> float:
             values = [t.intermediate_values[s] for s in sorted(t.intermediate_values)][:8]
-            return (values[0] - values[-1]) / abs(values[0]) / 7.0
+            return sign * (values[0] - values[-1]) / abs(values[0]) / 7.0
 
         expected = sorted(gen0, key=speed, reverse=True)[:3]
     parent_ids = study._storage.get_study_system_attrs(study._study_id)["GenderSampler:parent:1"]
     assert set(parent_ids) == {t._trial_id for t in expected}
+
+
+def test_females_are_scored_on_the_most_recent_max_scoring_males() -> None:
+    study = _run(32, max_scoring_males=5)
+    capped = 0
+    for g in stored_female_generations(study):
+        population = load_females(study, g)
+        assert population is not None
+        earlier = _finished_before(study, g)
+        assert population.n_males == min(5, len(earlier))
+        capped += len(earlier) > 5
+        males = [
+            MaleCurve.from_arrays(
+                list(t.intermediate_values), list(t.intermediate_values.values()), t.value
+            )
+            for t in sorted(earlier, key=lambda t: t.number)[-5:]
+        ]
+        best = population.members[0]
+        assert evaluate_female(best.genome, males, 8).fitness == best.fitness
+    assert capped >= 2  # the cap really bound
+
+
+def _offspring(study: optuna.Study) -> list[tuple[dict, list[dict]]]:
+    """(params, male parents' params) of every child."""
+    by_id = {t._trial_id: t for t in study.trials}
+    out = []
+    for t in study.trials:
+        info = optuna_evo.lineage(t, study)
+        if info.generation > 0:
+            assert info.role == "child"
+            out.append((t.params, [by_id[i].params for i in info.parent_ids]))
+    return out
+
+
+def _internal(name: str, value: float) -> float:
+    return math.log(value) if name == "lr" else value  # "lr" is log-scaled
+
+
+@pytest.mark.parametrize("swapping_prob, source", [(0.0, 0), (1.0, 1)])
+def test_swapping_prob_reaches_the_uniform_crossover(swapping_prob: float, source: int) -> None:
+    study = _run(24, crossover="uniform", swapping_prob=swapping_prob, mutation_prob=0.0)
+    offspring = _offspring(study)
+    assert len(offspring) == 16
+    for params, parents in offspring:
+        assert params == parents[source]
+
+
+@pytest.mark.parametrize("blend_alpha", [0.0, 2.0])
+def test_blend_alpha_reaches_the_blend_crossover(blend_alpha: float) -> None:
+    study = _run(24, crossover="blend", blend_alpha=blend_alpha, mutation_prob=0.0)
+    # How far outside the parents' interval each value lies, in units of its width.
+    excess = []
+    for params, (first, second) in _offspring(study):
+        for name, value in params.items():
+            a, b, x = (_internal(name, v) for v in (first[name], second[name], value))
+            if a != b:  # parents clamped to one bound: nothing to widen
+                excess.append(max(min(a, b) - x, x - max(a, b)) / abs(a - b))
+    assert_blend_reach(excess, blend_alpha, at_least=21)
+
+
+def test_mutation_sigma_reaches_the_gaussian_mutation() -> None:
+    study = _run(
+        24,
+        swapping_prob=0.0,
+        mutation="gaussian",
+        mutation_prob=1.0,
+        mutation_sigma=1e-6,
+    )
+    offspring = _offspring(study)
+    assert len(offspring) == 16
+    for params, (first, _) in offspring:
+        for name, value in params.items():
+            # σ = 1e-6 of the range: every value moved off the first parent's, by far less
+            # than the default σ would.
+            moved = abs(_internal(name, value) - _internal(name, first[name]))
+            assert 0 < moved < 1e-4, name
+
+
+def test_custom_operators_are_used() -> None:
+    crossover, mutation = Larger(), TowardsLow()
+    offspring = _offspring(_run(16, crossover=crossover, mutation_prob=0.0))
+    assert crossover.calls == 2 * len(offspring) == 2 * 8
+    for params, parents in offspring:
+        assert params == {n: max(p[n] for p in parents) for n in params}
+
+    offspring = _offspring(_run(16, mutation=mutation, mutation_prob=1.0))
+    assert mutation.calls == 2 * 8
+    assert all(params == {"x": -2.0, "lr": 1e-3} for params, _ in offspring)
+
+
+def test_lineage_and_females_without_mirrored_user_attrs() -> None:
+    study = _run(24, mirror_user_attrs=False)
+    for t in study.trials:
+        info, parents = unmirrored_lineage(study, t, 8)
+        assert len(parents) == (2 if info.generation else 0)
+        assert trial_female(t, study) is not None
+        assert len(t.system_attrs[FEMALE_PARENTS_KEY]) == (2 if info.generation else 0)
+    assert stored_female_generations(study) == [1, 2]
 
 
 def test_workers_go_on_with_the_stored_female_population(

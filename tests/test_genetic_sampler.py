@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import math
+from typing import Any
 import uuid
 
+from evo_testing import Larger
+from evo_testing import TowardsLow
+from evo_testing import assert_blend_reach
 from evo_testing import assert_consistent_lineage
 from evo_testing import run_workers
 from evo_testing import storage_for
+from evo_testing import unmirrored_lineage
 import numpy as np
 import optuna
-from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 from optuna.exceptions import ExperimentalWarning
@@ -25,6 +29,7 @@ import pytest
 
 import optuna_evo
 from optuna_evo import GeneticSampler
+from optuna_evo.samplers import PredictorAssist
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -153,17 +158,140 @@ def test_conditional_params_inherited_across_generations() -> None:
 
 
 def test_elites_copied_unchanged() -> None:
+    n_elites = 2
     study = optuna.create_study(
-        sampler=GeneticSampler(population_size=6, n_elites=2, mutation_prob=1.0, seed=0)
+        sampler=GeneticSampler(population_size=6, n_elites=n_elites, mutation_prob=1.0, seed=0)
     )
     study.optimize(_mixed_objective, n_trials=30)
     by_id = {t._trial_id: t for t in study.trials}
+    stored = study._storage.get_study_system_attrs(study._study_id)
     elites = [t for t in study.trials if optuna_evo.lineage(t, study).role == "elite"]
     assert len(elites) >= 6
+    copied: dict[int, list[float]] = {}
     for t in elites:
         info = optuna_evo.lineage(t, study)
         (parent_id,) = info.parent_ids
         assert t.params == by_id[parent_id].params
+        assert parent_id in stored[f"GeneticSampler:parent:{info.generation}"]
+        copied.setdefault(info.generation, []).append(by_id[parent_id].value)
+    # Each generation's elites (in slot order) copy the best `n_elites` of its stored parent
+    # population, best first. Compared by value: an elite ties with the trial it copies.
+    for generation, values in copied.items():
+        population = [by_id[i] for i in stored[f"GeneticSampler:parent:{generation}"]]
+        assert values == sorted(p.value for p in population)[:n_elites], generation
+
+
+def _float_objective(trial: optuna.Trial) -> float:
+    # Continuous params only: a fresh uniform draw never repeats a parent's value.
+    return sum((trial.suggest_float(f"x{i}", -1.0, 1.0) - 0.3) ** 2 for i in range(4))
+
+
+def _ga_run(n_trials: int, **kwargs: Any) -> optuna.Study:
+    """A seeded GeneticSampler with 6 agents, run on :func:`_float_objective`."""
+    study = optuna.create_study(sampler=GeneticSampler(population_size=6, seed=0, **kwargs))
+    study.optimize(_float_objective, n_trials=n_trials)
+    return study
+
+
+def _offspring(study: optuna.Study) -> list[tuple[str, dict, list[dict]]]:
+    """(role, params, parents' params) of every trial bred from parents."""
+    by_id = {t._trial_id: t for t in study.trials}
+    out = []
+    for t in study.trials:
+        info = optuna_evo.lineage(t, study)
+        if info.role in ("child", "mutant"):
+            out.append((info.role, t.params, [by_id[i].params for i in info.parent_ids]))
+    return out
+
+
+@pytest.mark.parametrize(
+    "crossover_prob, roles", [(0.0, {"mutant"}), (0.5, {"child", "mutant"}), (1.0, {"child"})]
+)
+def test_crossover_prob_decides_between_children_and_mutants(
+    crossover_prob: float, roles: set[str]
+) -> None:
+    offspring = _offspring(_ga_run(36, crossover_prob=crossover_prob))
+    assert len(offspring) == 30
+    assert {role for role, _, _ in offspring} == roles
+    for role, _, parents in offspring:
+        assert len(parents) == (2 if role == "child" else 1)
+
+
+@pytest.mark.parametrize("mutation_prob", [0.0, 1.0])
+def test_mutation_prob_decides_which_values_are_reset(mutation_prob: float) -> None:
+    study = _ga_run(36, mutation="reset", mutation_prob=mutation_prob, crossover_prob=0.5)
+    offspring = _offspring(study)
+    assert {role for role, _, _ in offspring} == {"child", "mutant"}
+    for _, params, parents in offspring:
+        for name, value in params.items():
+            # Without mutation every value is some parent's; with it, none is.
+            assert any(p[name] == value for p in parents) == (mutation_prob == 0.0), name
+
+
+@pytest.mark.parametrize("swapping_prob, source", [(0.0, 0), (1.0, 1)])
+def test_swapping_prob_reaches_the_uniform_crossover(swapping_prob: float, source: int) -> None:
+    study = _ga_run(24, crossover_prob=1.0, swapping_prob=swapping_prob, mutation_prob=0.0)
+    offspring = _offspring(study)
+    assert len(offspring) == 18
+    for role, params, parents in offspring:
+        assert role == "child" and params == parents[source]
+
+
+@pytest.mark.parametrize("blend_alpha", [0.0, 2.0])
+def test_blend_alpha_reaches_the_blend_crossover(blend_alpha: float) -> None:
+    study = _ga_run(
+        24, crossover="blend", blend_alpha=blend_alpha, crossover_prob=1.0, mutation_prob=0.0
+    )
+    # How far outside the parents' interval each value lies, in units of its width.
+    excess = [
+        max(min(a, b) - value, value - max(a, b)) / abs(a - b)
+        for _, params, (first, second) in _offspring(study)
+        for name, value in params.items()
+        for a, b in [(first[name], second[name])]
+        if a != b  # parents clamped to one bound: nothing to widen
+    ]
+    assert_blend_reach(excess, blend_alpha, at_least=41)
+
+
+def test_mutation_sigma_reaches_the_gaussian_mutation() -> None:
+    study = _ga_run(
+        24, crossover_prob=0.0, mutation="gaussian", mutation_prob=1.0, mutation_sigma=1e-6
+    )
+    offspring = _offspring(study)
+    assert len(offspring) == 18
+    for role, params, (parent,) in offspring:
+        for name, value in params.items():
+            # σ = 1e-6 of the range 2: every value moved, by far less than the default σ would.
+            assert role == "mutant" and 0 < abs(value - parent[name]) < 1e-4, name
+
+
+def test_custom_operators_are_used() -> None:
+    crossover, mutation = Larger(), TowardsLow()
+    offspring = _offspring(_ga_run(18, crossover=crossover, mutation_prob=0.0))
+    assert crossover.calls == 4 * len(offspring) == 4 * 12
+    for _, params, parents in offspring:
+        assert params == {n: max(p[n] for p in parents) for n in params}
+
+    study = _ga_run(18, mutation=mutation, mutation_prob=1.0, crossover_prob=0.5)
+    assert mutation.calls == 4 * 12
+    assert all(v == -1.0 for t in study.trials[6:] for v in t.params.values())
+
+
+@pytest.mark.parametrize("assist", [None, PredictorAssist(n_candidates=1, surrogate=None)])
+def test_lineage_without_mirrored_user_attrs(assist: PredictorAssist | None) -> None:
+    sampler = GeneticSampler(
+        population_size=4, n_elites=1, assist=assist, mirror_user_attrs=False, seed=0
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_float_objective, n_trials=16)
+    for t in study.trials:
+        info, parents = unmirrored_lineage(study, t, 4)
+        assert (len(parents) > 0) == (info.generation > 0)
+        if info.role == "elite":
+            assert t.params == parents[0].params
+        if assist is not None and t.number > 0 and info.role != "elite":
+            # Assisted (the first trial has nothing to draw from; elites are copies).
+            assert "optuna_evo:assist" in t.system_attrs
 
 
 def test_enqueued_trials_join_generation_zero() -> None:
@@ -422,8 +550,8 @@ def test_dynamic_distribution_keeps_values_inside() -> None:
         high = 10 if trial.number < 8 else 2
         return float(trial.suggest_int("x", 0, high))
 
-    study = optuna.create_study(direction="maximize", sampler=GeneticSampler(population_size=4))
+    study = optuna.create_study(
+        direction="maximize", sampler=GeneticSampler(population_size=4, seed=0)
+    )
     study.optimize(objective, n_trials=20)
     assert all(t.params["x"] <= 2 for t in study.trials[8:])
-    dist = CategoricalDistribution(["a"])  # single-valued distributions never reach us
-    assert dist.single()

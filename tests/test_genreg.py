@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 import re
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -83,9 +83,10 @@ def _two_class_population() -> tuple[GenregTrainer, torch.Tensor, torch.Tensor]:
 
 def test_trust_update_matches_hand_computed_values() -> None:
     trainer, x, y = _two_class_population()
-    # 5 samples per class, 10 per generation: constant genomes are right on 5, wrong on 5.
-    reward = {0: 5 * 10.0 + 5 * -1.5, 1: 5 * 10.0 + 5 * -1.5, 2: 10 * 10.0, 3: 10 * -1.5}
-    assert reward == {0: 42.5, 1: 42.5, 2: 100.0, 3: -15.0}
+    # 5 samples per class, 10 per generation, +10 for a right answer and -1.5 for a wrong one:
+    # constant genomes are right on 5 and wrong on 5 (42.5), genome 2 right on all 10 (100.0),
+    # genome 3 wrong on all 10 (-15.0).
+    reward = {0: 42.5, 1: 42.5, 2: 100.0, 3: -15.0}
 
     trainer.fit(x, y, 1)
     assert trainer.last_trust.tolist() == pytest.approx([42.5, 42.5, 100.0, -15.0])
@@ -272,7 +273,7 @@ def _fashion(**kwargs: Any) -> GenregTask:
         pytest.skip(f"FashionMNIST not available: {e}")
 
 
-def test_small_population_beats_chance_on_fashion_mnist_quickly() -> None:
+def test_small_population_beats_chance_on_fashion_mnist() -> None:
     task = _fashion(max_train=5000, max_val=1000)
     trainer = GenregTrainer(
         layers=[784, 16, 10],
@@ -282,12 +283,9 @@ def test_small_population_beats_chance_on_fashion_mnist_quickly() -> None:
         seed=0,
         device="cpu",
     )
-    start = time.perf_counter()
     trainer.fit(task.train_x, task.train_y, 150)
-    elapsed = time.perf_counter() - start
     accuracy = trainer.evaluate(task.val_x, task.val_y)
     assert accuracy > 0.35, accuracy  # chance is 0.10
-    assert elapsed < 20.0, elapsed
     acc, count = trainer.per_class_accuracy(task.val_x, task.val_y)
     assert acc.shape == (10,) and int(count.sum()) == len(task.val_y)
     table = format_per_class_table(acc, task.class_names, count)
@@ -378,8 +376,29 @@ def test_checkpoint_round_trip(tmp_path: Path, fmt: str) -> None:
     with pytest.raises(ValueError, match="chain"):
         save_genome(tmp_path / "bad", (best.weights, best.biases[::-1]), format=fmt)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(Exception):  # noqa: B017 - any refusal will do, never an unpickle
+    with pytest.raises(ValueError, match="not a GENREG genome"):
         load_genome(tmp_path / "junk.pt")
+
+
+class _Payload:
+    """Unpickling it creates a folder: proof that a checkpoint was unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return os.mkdir, (str(self.marker),)
+
+
+def test_torch_checkpoint_is_never_unpickled(tmp_path: Path) -> None:
+    trainer = GenregTrainer(layers=[12, 8, 3], population=8, seed=0, device="cpu")
+    path = save_genome(tmp_path / "best.pt", trainer, format="torch")
+    # A file that looks like a genome (its config beside it) but whose tensors unpickle code.
+    torch.save({"w0": _Payload(tmp_path / "unpickled"), "b0": torch.zeros(8)}, path)
+    # torch's weights-only unpickler refuses the object before running it.
+    with pytest.raises(ValueError, match="not a GENREG genome: Weights only load failed"):
+        load_genome(path)
+    assert not (tmp_path / "unpickled").exists()
 
 
 def test_per_class_accuracy_table() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 import re
+import signal
 import sys
 import textwrap
 import time
@@ -71,6 +73,21 @@ def _script(tmp_path: Path, name: str, body: str) -> str:
     return str(path)  # absolute: REPO / "benchmarks" / path is path
 
 
+def _gone(pid: int, wait_s: float = 10.0) -> bool:
+    """Whether process ``pid`` has exited (a zombie counts), waiting up to ``wait_s``."""
+    give_up = time.monotonic() + wait_s
+    while True:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return True
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.05)
+
+
 def _args(**kw: object) -> argparse.Namespace:
     base = dict(quick=False, quick_limit_s=300.0, data_dir=None, text_path=None)
     return argparse.Namespace(**{**base, **kw})
@@ -79,7 +96,19 @@ def _args(**kw: object) -> argparse.Namespace:
 def test_run_steps_reports_ok_failure_timeout_and_skips(tmp_path: Path) -> None:
     ok = _script(tmp_path, "ok", "open(out, 'w').write('# report')\nprint('done')\n")
     bad = _script(tmp_path, "bad", "print('boom: something broke')\nsys.exit(3)\n")
-    slow = _script(tmp_path, "slow", "print('started', flush=True)\ntime.sleep(60)\n")
+    # The sleeper starts a worker of its own, as a benchmark's pool would: both must die.
+    pids = tmp_path / "pids"
+    slow = _script(
+        tmp_path,
+        "slow",
+        f"""
+        import os, subprocess
+        worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{worker.pid}}\\n")
+        print('started', flush=True)
+        time.sleep(600)
+        """,
+    )
     steps = [
         gpu_session.Step("ok_step", 3, ok, (), 20),
         gpu_session.Step("bad_step", 4, bad, (), 20),
@@ -88,12 +117,18 @@ def test_run_steps_reports_ok_failure_timeout_and_skips(tmp_path: Path) -> None:
     seen: list[list[str]] = []
     out = tmp_path / "out"
     out.mkdir()
-    start = time.monotonic()
     outcomes = gpu_session.run_steps(
-        steps, _args(), out, start + 600, lambda o: seen.append([x.status for x in o])
+        steps, _args(), out, time.monotonic() + 600, lambda o: seen.append([x.status for x in o])
     )
-    assert time.monotonic() - start < 30  # the sleeper was killed at its limit
     assert [o.status for o in outcomes] == ["ok", "failed (exit 3)", "timed out after 2 s"]
+    # Killed at its limit with its whole process group, not left sleeping for 10 minutes.
+    sleeper, worker = (int(pid) for pid in pids.read_text().split())
+    try:
+        assert _gone(sleeper) and _gone(worker)
+    finally:
+        for pid in (sleeper, worker):
+            if not _gone(pid, wait_s=0):
+                os.kill(pid, signal.SIGKILL)
     assert re.fullmatch(r"`ok_step_[A-Za-z0-9-]+_\d{4}-\d\d-\d\d\.md`", outcomes[0].report)
     assert outcomes[1].report == "" and "boom: something broke" in outcomes[1].log_tail
     assert "started" in outcomes[2].log_tail
@@ -104,14 +139,30 @@ def test_run_steps_reports_ok_failure_timeout_and_skips(tmp_path: Path) -> None:
 
 
 def test_run_steps_side_by_side(tmp_path: Path) -> None:
-    nap = _script(tmp_path, "nap", "time.sleep(3)\nopen(out, 'w').write('x')\n")
-    steps = [gpu_session.Step(f"nap{i}", 7, nap, (), 20) for i in range(3)]
-    start = time.monotonic()
-    outcomes = gpu_session.run_steps(
-        steps, _args(), tmp_path, start + 600, lambda o: None, parallel=True
+    # A barrier: each step marks that it started, then finishes only once all three have.
+    # Run one after another, the first would wait alone and fail; no timing is asserted.
+    started = tmp_path / "started"
+    started.mkdir()
+    barrier = _script(
+        tmp_path,
+        "barrier",
+        f"""
+        from pathlib import Path
+        started = Path({str(started)!r})
+        (started / Path(out).name).touch()
+        give_up = time.monotonic() + 60
+        while len(list(started.iterdir())) < 3:
+            if time.monotonic() > give_up:
+                sys.exit("the other steps never started: not run side by side")
+            time.sleep(0.05)
+        open(out, 'w').write('x')
+        """,
     )
-    assert [o.status for o in outcomes] == ["ok"] * 3
-    assert time.monotonic() - start < 8  # three 3-second steps overlapped
+    steps = [gpu_session.Step(f"wait{i}", 7, barrier, (), 120) for i in range(3)]
+    outcomes = gpu_session.run_steps(
+        steps, _args(), tmp_path, time.monotonic() + 600, lambda o: None, parallel=True
+    )
+    assert [o.status for o in outcomes] == ["ok"] * 3, [o.log_tail for o in outcomes]
 
 
 def test_main_writes_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

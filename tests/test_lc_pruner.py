@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import math
 import pickle
-import time
 
 import numpy as np
 import optuna
@@ -229,18 +227,16 @@ def test_predictor_choice() -> None:
     assert LearningCurvePruner(min_finished_trials=1000).predictor_for(study) == DEFAULT_FEMALE
 
 
-def test_pickle_and_overhead() -> None:
-    pruner = pickle.loads(pickle.dumps(LearningCurvePruner()))
-    calls: list[float] = []
-    original: Callable = pruner.prune
-
-    def timed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        start = time.perf_counter()
-        result = original(study, trial)
-        calls.append(time.perf_counter() - start)
-        return result
-
-    pruner.prune = timed
-    run(pruner, 0)
-    # ~0.1 ms per report here; a generous bound for a shared, loaded CPU.
-    assert np.mean(calls) < 5e-3, np.mean(calls)
+def test_pickled_pruner_prunes_like_a_new_one() -> None:
+    # Its overhead (~0.1 ms a report) is measured in benchmarks/, not asserted here.
+    settings = {"min_steps": 4, "margin": 0.2}
+    used = LearningCurvePruner(**settings)
+    run(used, 0)  # fills its caches of storage reads, which must not travel
+    copy = pickle.loads(pickle.dumps(used))
+    assert (copy._min_steps, copy._margin) == (4, 0.2)
+    assert copy._female_cache == {} and copy._residuals == {}
+    study, steps = run(copy, 1)
+    fresh, fresh_steps = run(LearningCurvePruner(**settings), 1)
+    assert [t.state for t in study.trials] == [t.state for t in fresh.trials]
+    assert steps == fresh_steps
+    assert any(t.state == TrialState.PRUNED for t in study.trials)

@@ -125,6 +125,14 @@ def test_mlp_every_activation_trains(activation: str) -> None:
     assert all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_make_activation_computes_the_function_of_its_name(activation: str) -> None:
+    # Negative, zero and positive inputs: every pair of these functions differs somewhere here.
+    x = torch.linspace(-3.0, 3.0, 13)
+    expected = getattr(nn.functional, activation)(x)
+    torch.testing.assert_close(make_activation(activation)(x), expected)
+
+
 def test_mlp_rejects_non_architecture() -> None:
     with pytest.raises(ValueError, match="arch"):
         MLP([784, 10])  # type: ignore[arg-type]
@@ -186,6 +194,23 @@ def test_char_transformer_generate_and_limits() -> None:
     assert int(out.max()) < 11
     with pytest.raises(ValueError, match="block_size"):
         model(torch.zeros(1, 9, dtype=torch.long))
+
+
+def test_char_transformer_generate_with_top_k_1_is_greedy() -> None:
+    torch.manual_seed(0)
+    model = CharTransformer(tiny_config()).eval()
+    start = torch.tensor([[0], [5]])
+    greedy = start
+    with torch.no_grad():
+        for _ in range(7):
+            next_id = model(greedy)[:, -1, :].argmax(dim=-1, keepdim=True)
+            greedy = torch.cat((greedy, next_id), dim=1)
+        # A high temperature would make plain sampling nearly uniform over the 11 tokens:
+        # only the top-1 cut keeps it greedy, whatever the seed.
+        for seed in range(3):
+            torch.manual_seed(seed)
+            out = model.generate(start, max_new_tokens=7, temperature=50.0, top_k=1)
+            assert torch.equal(out, greedy), seed
 
 
 def test_char_transformer_config_validation() -> None:

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from optuna_evo.architecture import Architecture
+from optuna_evo.objectives.data import default_device
 from optuna_evo.objectives.models import MLP
 from optuna_evo.objectives.models import CharTransformer
 from optuna_evo.objectives.tasks import CharLM
@@ -70,12 +71,16 @@ def test_fashion_mnist_cnn_trial_on_a_tiny_subset() -> None:
     assert study.trials[0].params["lr"] == 0.05
 
 
+@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="FashionMNIST files not installed")
 def test_image_tasks_report_several_times_an_epoch_when_asked() -> None:
     # 256 images / batch 64 = 4 steps an epoch: 2 reports an epoch land on steps 2, 4, 6, 8.
     task = tiny_cnn(reports_per_epoch=2)
     study = optuna.create_study(direction=task.direction)
     study.optimize(task, n_trials=1)
     assert sorted(study.trials[0].intermediate_values) == [2, 4, 6, 8]
+
+
+def test_mlp_task_reports_several_times_an_epoch_when_asked() -> None:
     # 360 training samples / batch 32 = 11 steps an epoch: a report every 3 steps.
     study = optuna.create_study()
     study.enqueue_trial({"batch_size": 32})
@@ -270,8 +275,11 @@ def test_char_lm_trial_reports_every_interval(monkeypatch: pytest.MonkeyPatch) -
     assert config.vocab_size == 65 and config.dropout == 0.1
 
 
-def test_tasks_default_device() -> None:
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
+@pytest.mark.parametrize("cuda, expected", [(True, "cuda"), (False, "cpu")])
+def test_tasks_default_device(monkeypatch: pytest.MonkeyPatch, cuda: bool, expected: str) -> None:
+    # Both answers on any machine: only the availability check is faked, no CUDA is touched.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert default_device() == torch.device(expected)
     assert MLPTask("synthetic").device.type == expected
     assert CharLM().device.type == expected
 

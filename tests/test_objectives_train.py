@@ -323,6 +323,25 @@ def test_real_divergence_with_huge_weight_decay(blobs: ClassificationSplits) -> 
         train(small_mlp(blobs), blobs, config)
 
 
+def _first_update_norm(data: ClassificationSplits, grad_clip: float | None) -> float:
+    """Norm of all parameter changes made by one plain SGD step (lr 1, no momentum/decay)."""
+    model = small_mlp(data)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    train(model, data, cpu_config(optimizer="sgd", lr=1.0, max_steps=1, grad_clip=grad_clip))
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    return float((after - before).norm())
+
+
+def test_grad_clip_bounds_the_global_gradient_norm(blobs: ClassificationSplits) -> None:
+    # With lr 1 an SGD step moves the parameters by exactly the (clipped) gradient.
+    unclipped = _first_update_norm(blobs, None)
+    assert unclipped > 0.1
+    assert _first_update_norm(blobs, 1e-3) == pytest.approx(1e-3, rel=1e-3)
+    assert _first_update_norm(blobs, 0.05) == pytest.approx(0.05, rel=1e-3)
+    # A bound above the gradient norm leaves the step alone.
+    assert _first_update_norm(blobs, 100.0) == pytest.approx(unclipped, rel=1e-6)
+
+
 def test_out_of_memory_is_converted_and_releases_grads(
     blobs: ClassificationSplits, monkeypatch: pytest.MonkeyPatch
 ) -> None:

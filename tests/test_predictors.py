@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 from optuna.study import StudyDirection
@@ -104,16 +103,15 @@ def test_predictions_finite_and_clipped_on_random_curves() -> None:
     assert DEFAULT_FEMALE.predict([3, 1, 2], [1.0, 3.0, 2.0], 1) == pytest.approx(1.0)
 
 
-def test_fit_is_fast() -> None:
+def test_predictions_of_many_power_law_curves_rank_like_the_truth() -> None:
+    # Its speed (~0.07 ms a call) is measured in benchmarks/, not asserted here.
     rng = np.random.RandomState(0)
     steps = np.arange(1, 21, dtype=float)
-    curves = [1 + rng.uniform(1, 3) * steps ** -rng.uniform(0.2, 1.5) for _ in range(300)]
-    start = time.perf_counter()
-    for values in curves:
-        DEFAULT_FEMALE.predict(steps, values, 200)
-    per_call = (time.perf_counter() - start) / len(curves)
-    # ~0.07 ms here; a generous bound for a shared, loaded CPU.
-    assert per_call < 2e-3, per_call
+    shapes = [(rng.uniform(1, 3), rng.uniform(0.2, 1.5)) for _ in range(300)]
+    predicted = [DEFAULT_FEMALE.predict(steps, 1 + a * steps**-b, 200) for a, b in shapes]
+    truth = [1 + a * 201.0**-b for a, b in shapes]  # the families see x = step + 1
+    assert np.isfinite(predicted).all()
+    assert rank_correlation(predicted, truth) > 0.9
 
 
 # -- genomes ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import json
 import os
 from pathlib import Path
+import pickle
 from typing import Any
 
 import torch
@@ -139,7 +140,12 @@ def load_genome(path: str | os.PathLike[str], device: str | torch.device = "cpu"
             document = json.loads(metadata[_META_KEY])
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
     else:
-        tensors = torch.load(path, map_location="cpu", weights_only=True)
+        try:  # weights_only: a genome file is never unpickled
+            tensors = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+            raise ValueError(f"{path} is not a GENREG genome: {str(e).splitlines()[0]}") from e
+        if not isinstance(tensors, dict):
+            raise ValueError(f"{path} holds a {type(tensors).__name__}, not a GENREG genome.")
         config_path = _config_path(path)
         if not config_path.is_file():
             raise ValueError(f"{path} has no config file {config_path.name} beside it.")
