@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 import os
 from pathlib import Path
 import shutil
@@ -18,6 +19,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import pytest
+import sqlalchemy
 
 import optuna_evo
 from optuna_evo.operators import BaseCrossover
@@ -52,6 +54,31 @@ def storage_for(kind: str, tmp_path: Path) -> tuple[str, optuna.storages.BaseSto
     else:
         raise ValueError(kind)
     return expr, eval(expr, {"optuna": optuna})
+
+
+def backdate_heartbeat(
+    storage: optuna.storages.RDBStorage, trial_id: int, by: timedelta = timedelta(hours=1)
+) -> None:
+    """Move a trial's last stored heartbeat ``by`` into the past, as if its worker died then.
+
+    Stands in for sleeping past the grace period: Optuna fails a RUNNING trial whose last
+    heartbeat is more than ``grace_period`` behind the database's clock. The time goes through
+    SQLAlchemy's ``DateTime`` type (no dialect's date arithmetic), so this works for SQLite and
+    PostgreSQL alike. ``JournalStorage`` keeps no heartbeats (in Optuna 5 it is no
+    ``BaseHeartbeat``), so there is nothing to back-date there. Fails unless the trial has
+    exactly one heartbeat and it moved.
+    """
+    beats = sqlalchemy.table(
+        "trial_heartbeats",
+        sqlalchemy.column("trial_id", sqlalchemy.Integer),
+        sqlalchemy.column("heartbeat", sqlalchemy.DateTime),
+    )
+    mine = beats.c.trial_id == trial_id
+    with storage.engine.begin() as db:
+        last = db.execute(sqlalchemy.select(beats.c.heartbeat).where(mine)).scalars().all()
+        assert len(last) == 1, f"trial {trial_id} has {len(last)} heartbeats, not one"
+        moved = db.execute(sqlalchemy.update(beats).where(mine).values(heartbeat=last[0] - by))
+        assert moved.rowcount == 1, f"trial {trial_id}: {moved.rowcount} heartbeats moved"
 
 
 def run_workers(

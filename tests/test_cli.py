@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import closing
 import csv
 from pathlib import Path
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 
+from evo_testing import backdate_heartbeat
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
@@ -208,13 +207,7 @@ def test_a_trial_whose_worker_died_is_run_again(tmp_path: Path) -> None:
     rdb.record_heartbeat(dead._trial_id)
     # Its last heartbeat an hour ago, far past the 2 s grace period, without waiting for it:
     # Optuna compares the stored time with the database's clock.
-    with closing(sqlite3.connect(tmp_path / "cli.db")) as db, db:
-        moved = db.execute(
-            "UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, '-1 hour') "
-            "WHERE trial_id = ?",
-            (dead._trial_id,),
-        ).rowcount
-    assert moved == 1
+    backdate_heartbeat(rdb, dead._trial_id)
     assert main([*argv, "--n-trials", "1"]) == 0  # resumes: fails the dead trial, re-runs it
     trials = study.get_trials()
     assert trials[dead.number].state == TrialState.FAIL

@@ -35,6 +35,7 @@ from optuna_evo.predictors import FemaleGenome
 from optuna_evo.predictors import MaleCurve
 from optuna_evo.predictors import evaluate_female
 from optuna_evo.predictors import load_females
+from optuna_evo.predictors import rank_females
 from optuna_evo.predictors import stored_female_generations
 from optuna_evo.predictors import trial_female
 from optuna_evo.predictors.population import females_key
@@ -258,6 +259,98 @@ def test_females_are_scored_on_the_most_recent_max_scoring_males() -> None:
         best = population.members[0]
         assert evaluate_female(best.genome, males, 8).fitness == best.fitness
     assert capped >= 2  # the cap really bound
+
+
+class _ScriptedMale(MaleCurve):
+    """A male whose prediction by each genome is scripted (the curve fits are not under test)."""
+
+    predictions: dict[FemaleGenome, float]
+
+    def predict(self, genome: FemaleGenome, early_steps: int) -> float:
+        return self.predictions[genome]
+
+
+def test_error_weight_lets_calibrated_females_outrank_well_ranking_ones() -> None:
+    # Two distinct genomes; only their scripted predictions matter. The ranker orders all five
+    # males right but is 10 too high on each; the calibrated one is close but swaps the best two.
+    ranker, calibrated = FemaleGenome(bias=0.5), FemaleGenome(bias=-0.5)
+    finals = [1.0, 2.0, 3.0, 4.0, 5.0]
+    guesses = {ranker: [f + 10.0 for f in finals], calibrated: [2.0, 1.0, 3.0, 4.0, 5.0]}
+    males = []
+    for i, final in enumerate(finals):
+        male = _ScriptedMale(np.arange(1.0, 5.0), np.full(4, final), final, number=i)
+        male.predictions = {genome: values[i] for genome, values in guesses.items()}
+        males.append(male)
+    candidates = [(0, ranker), (1, calibrated)]
+
+    # Rank correlation alone: 1.0 against 0.9.
+    ranked = rank_females(candidates, males, early_steps=2, error_weight=0.0)
+    assert [m.trial for m in ranked] == [0, 1]
+    assert [m.fitness for m in ranked] == [m.rho for m in ranked] == [1.0, 0.9]
+    # Mean errors of 10 and 0.4, over the finals' std (sqrt 2), now decide.
+    ranked = rank_females(candidates, males, early_steps=2, error_weight=1.0)
+    assert [m.trial for m in ranked] == [1, 0]
+    for member in ranked:
+        assert member.rho is not None and member.error is not None
+        assert member.fitness == pytest.approx(member.rho - member.error, abs=1e-5)
+    assert ranked[1].error == pytest.approx(10.0 / math.sqrt(2.0), abs=1e-5)
+
+
+@pytest.mark.parametrize("error_weight", [0.0, 3.0])
+def test_error_weight_reaches_the_stored_female_fitness(error_weight: float) -> None:
+    study = _run(24, error_weight=error_weight)
+    members = [
+        m
+        for g in stored_female_generations(study)
+        for m in load_females(study, g).members  # type: ignore[union-attr]
+    ]
+    scored = [m for m in members if m.fitness is not None]
+    assert len(scored) >= 8
+    for m in scored:
+        assert m.rho is not None and m.error is not None and m.error > 0
+        # fitness, rho and error are each stored rounded to 6 digits.
+        assert m.fitness == pytest.approx(m.rho - error_weight * m.error, abs=1e-5)
+
+
+def _female_offspring(study: optuna.Study) -> list[tuple[FemaleGenome, FemaleGenome]]:
+    """(female parent, female child) of every offspring of a study with one top female."""
+    out = []
+    for t in study.trials:
+        info = optuna_evo.lineage(t, study)
+        assert info is not None
+        if info.generation > 0:
+            population = load_females(study, info.generation)
+            assert population is not None and len(population.members) == 1
+            parent = population.members[0]
+            assert t.system_attrs[FEMALE_PARENTS_KEY] == [parent.trial]
+            child = trial_female(t, study)
+            assert child is not None
+            out.append((parent.genome, child))
+    return out
+
+
+def test_female_mutation_prob_zero_passes_the_female_on_unchanged() -> None:
+    offspring = _female_offspring(_run(24, n_top_females=1, female_mutation_prob=0.0))
+    assert len(offspring) == 16
+    for parent, child in offspring:
+        assert child == parent  # one female parent: no crossover, and no mutation
+
+
+def test_female_mutation_prob_one_mutates_every_gene() -> None:
+    offspring = _female_offspring(_run(24, n_top_females=1, female_mutation_prob=1.0))
+    assert len(offspring) == 16
+    moved = total = 0
+    for parent, child in offspring:
+        before, after = parent.genes(), child.genes()
+        for name, dist in GENE_SPACE.items():
+            total += 1
+            moved += after[name] != before[name]
+            # Gaussian noise always moves a float gene, unless clamped back to a bound it sat
+            # on; the integer window may round back to where it was.
+            inside = dist.low < before[name] < dist.high  # type: ignore[attr-defined]
+            if inside and isinstance(dist, optuna.distributions.FloatDistribution):
+                assert after[name] != before[name], name
+    assert moved >= 0.6 * total  # 0.76 at writing; a probability of 0.3 moves about a quarter
 
 
 def _offspring(study: optuna.Study) -> list[tuple[dict, list[dict]]]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 from pathlib import Path
 import re
+import shutil
+import string
 import sys
 from typing import Any
 
@@ -18,17 +21,26 @@ import pytest
 import torch
 
 from optuna_evo import GeneticSampler
+from optuna_evo.genreg import ALPHABET_OPTIONS
+from optuna_evo.genreg import DEFAULT_SPACE
+from optuna_evo.genreg import LETTERS
+from optuna_evo.genreg import LOGPROB_OPTIONS
+from optuna_evo.genreg import TASKS
 from optuna_evo.genreg import GenregObjective
 from optuna_evo.genreg import GenregTask
 from optuna_evo.genreg import GenregTrainer
 from optuna_evo.genreg import evaluate_batched
 from optuna_evo.genreg import evaluate_loop
+from optuna_evo.genreg import find_fonts
 from optuna_evo.genreg import format_per_class_table
 from optuna_evo.genreg import load_genome
 from optuna_evo.genreg import load_task
+from optuna_evo.genreg import objective as objective_module
 from optuna_evo.genreg import per_class_accuracy
 from optuna_evo.genreg import render_alphabet
 from optuna_evo.genreg import save_genome
+from optuna_evo.genreg.alphabet import FONT_DIRS
+from optuna_evo.genreg.alphabet import _draw_letter
 from optuna_evo.genreg.checkpoint import _has_safetensors
 from optuna_evo.objectives.data import DataNotFoundError
 from optuna_evo.objectives.data import make_synthetic
@@ -313,6 +325,50 @@ def test_alphabet_task_is_learned_with_a_small_image() -> None:
     assert trainer.evaluate(task.test_x, task.test_y) >= 0.9
 
 
+@pytest.mark.parametrize(
+    "options", [LOGPROB_OPTIONS, ALPHABET_OPTIONS], ids=["logprob", "alphabet"]
+)
+def test_option_sets_switch_on_the_documented_selection_fixes(options: dict[str, Any]) -> None:
+    data = make_synthetic(600, 30, 3, seed=0, device="cpu")
+    trainer = GenregTrainer(layers=[30, 40, 3], seed=0, device="cpu", **options)
+    config = trainer.config()
+    assert {name: config[name] for name in options} == options  # every key is an argument
+    trainer.fit(data.train_x, data.train_y, 2)
+    before = trainer.theta.clone()
+    trainer.fit(data.train_x, data.train_y, 1)
+    rewards, trust, sources = trainer.last_rewards, trainer.last_trust, trainer.last_sources
+    assert rewards is not None and trust is not None and sources is not None
+    # The reward is the mean log-probability of the true class, not a count of right answers.
+    assert bool((rewards < 0).all())
+    # trust_decay=1: trust lives one generation, so it is exactly this generation's reward
+    # (a child's inherited share is dropped too).
+    assert torch.equal(trust, rewards)
+    # One elite: the most trusted survivor skips base mutation, the other survivors do not.
+    survivors = sources[: trainer.n_survivors]
+    assert torch.equal(trainer.theta[0], before[survivors[0]])
+    moved = (trainer.theta[1 : trainer.n_survivors] != before[survivors[1:]]).any(dim=1)
+    assert moved.all()
+
+
+def test_alphabet_options_read_every_letter_where_the_seed_defaults_do_not() -> None:
+    x, y = render_alphabet(size=16)
+
+    def accuracy(options: dict[str, Any]) -> float:
+        trainer = GenregTrainer(
+            layers=[256, 32, 26],
+            population=60,
+            samples_per_class=1,
+            seed=0,
+            device="cpu",
+            **options,
+        )
+        return trainer.fit(x, y, 300).evaluate(x, y)
+
+    # Measured at writing: 1.0 with the options (seeds 0-2), 0.23-0.27 with the seed's.
+    assert accuracy(ALPHABET_OPTIONS) >= 0.9
+    assert accuracy({}) < 0.5
+
+
 # -- alphabet -------------------------------------------------------------------------------
 
 
@@ -345,6 +401,82 @@ def test_alphabet_tasks() -> None:
     assert augmented.train_x.shape == (78, 400) and augmented.val_x.shape == (52, 400)
     train_rows = {r.numpy().tobytes() for r in augmented.train_x}
     assert not any(r.numpy().tobytes() in train_rows for r in augmented.test_x)
+
+
+def test_letters_are_the_alphabet_classes_in_label_order() -> None:
+    assert LETTERS == string.ascii_uppercase and len(set(LETTERS)) == 26
+    x, y = render_alphabet(size=28, fonts=[None])  # Pillow's own font: on every machine
+    assert torch.equal(y, torch.arange(len(LETTERS)))
+    for k, letter in enumerate(LETTERS):  # image k is letter k
+        drawn = torch.tensor(_draw_letter(letter, 28, None)).float().flatten() / 255.0
+        assert torch.equal(x[k], drawn), letter
+    for name in ("alphabet", "alphabet-augmented"):
+        task = load_task(name, size=12, variations=1, eval_variations=1, device="cpu")
+        assert tuple(task.class_names) == tuple(LETTERS) and task.n_classes == len(LETTERS)
+
+
+def test_find_fonts_returns_usable_font_files(tmp_path: Path) -> None:
+    # Font files under the searched directories, found here independently of find_fonts.
+    files = [
+        p
+        for d in FONT_DIRS
+        if Path(d).expanduser().is_dir()
+        for p in Path(d).expanduser().rglob("*")
+        if p.suffix.lower() in (".ttf", ".otf")
+    ]
+    if not files:
+        pytest.skip("no TrueType / OpenType font file on this machine")
+    fonts = find_fonts()
+    sans = [str(p) for p in files if p.name in ("DejaVuSans.ttf", "LiberationSans-Regular.ttf")]
+    if sans:  # plain sans fonts draw A-Z: they are found, and come first
+        assert fonts and fonts[0] in sans
+    if not fonts:
+        pytest.skip("no font file on this machine draws 26 distinct letters")
+    assert len(set(fonts)) == len(fonts)
+    for font in fonts:
+        assert Path(font).is_file() and Path(font).suffix.lower() in (".ttf", ".otf")
+    # Each one draws 26 distinct, non-blank letters (render_alphabet raises otherwise).
+    x, _ = render_alphabet(size=16, fonts=fonts[:3])
+    assert len({row.numpy().tobytes() for row in x}) == 26
+    # A directory search finds a usable copy in a subfolder (any case of the suffix) and drops
+    # a file that only looks like a font.
+    (tmp_path / "sub").mkdir()
+    copy = tmp_path / "sub" / "Copy.TTF"
+    shutil.copyfile(fonts[0], copy)
+    (tmp_path / "broken.ttf").write_bytes(b"not a font")
+    assert find_fonts([tmp_path]) == [str(copy)]
+    assert find_fonts([tmp_path / "missing"]) == []
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_every_task_loads_with_small_sizes(name: str) -> None:
+    try:
+        task = load_task(
+            name,
+            device="cpu",
+            max_train=60,
+            max_val=30,
+            max_test=20,
+            size=12,
+            variations=2,
+            eval_variations=1,
+        )
+    except DataNotFoundError as e:
+        pytest.skip(f"{name} is not available: {e}")
+    assert task.name == name
+    assert task.n_classes == len(task.class_names) == len(set(task.class_names))
+    for x, y in (
+        (task.train_x, task.train_y),
+        (task.val_x, task.val_y),
+        (task.test_x, task.test_y),
+    ):
+        assert x.dtype == torch.float32 and y.dtype == torch.int64
+        assert x.shape == (len(y), task.n_features) and len(y) > 0
+        assert 0 <= int(y.min()) and int(y.max()) < task.n_classes
+    trainer = GenregTrainer(
+        layers=task.default_layers(8), population=10, samples_per_class=1, seed=0, device="cpu"
+    )
+    assert 0.0 <= trainer.fit(task.train_x, task.train_y, 1).evaluate(task.val_x, task.val_y) <= 1
 
 
 # -- checkpoints ------------------------------------------------------------------------------
@@ -583,6 +715,39 @@ def test_objective_reports_and_tunes_with_genetic_sampler() -> None:
     assert all(t.state == TrialState.PRUNED for t in pruned.trials)
     assert all(list(t.intermediate_values) == [5] for t in pruned.trials)
     assert all("population" not in t.params for t in pruned.trials)
+
+
+def test_default_space_is_a_valid_optuna_space_of_trainer_arguments() -> None:
+    for dist in DEFAULT_SPACE.values():
+        stored = optuna.distributions.distribution_to_json(dist)  # as a storage keeps it
+        assert optuna.distributions.json_to_distribution(stored) == dist
+    # Every corner of the space is a valid trainer (e.g. 50 genomes keep 5 % survivors).
+    bounds = [(d.low, d.high) for d in DEFAULT_SPACE.values()]  # type: ignore[attr-defined]
+    for corner in itertools.product(*bounds):
+        GenregTrainer(layers=[2, 2], device="cpu", **dict(zip(DEFAULT_SPACE, corner)))
+
+
+def test_objective_suggests_exactly_the_default_space(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[dict[str, Any]] = []
+
+    class _Recording(GenregTrainer):
+        def __init__(self, **kwargs: Any) -> None:
+            built.append(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(objective_module, "GenregTrainer", _Recording)
+    objective = GenregObjective(
+        task=_letters_task(), generations=1, device="cpu", layers=[144, 2, 26], samples_per_class=1
+    )
+    # samples_per_class is fixed but not in the space: every parameter of the space is searched.
+    assert objective.search_space == DEFAULT_SPACE
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+    study.optimize(objective, n_trials=3)
+    assert len(built) == 3
+    for trial, kwargs in zip(study.trials, built):
+        assert trial.distributions == DEFAULT_SPACE
+        assert {name: kwargs[name] for name in DEFAULT_SPACE} == trial.params  # reach the trainer
+        assert kwargs["samples_per_class"] == 1
 
 
 # -- trust-weighted selection ------------------------------------------------------------------

@@ -36,8 +36,10 @@ from optuna_evo.operators.crossover import architecture_crossover
 from optuna_evo.predictors.duplicates import CONFIG_HASH_KEY
 from optuna_evo.predictors.duplicates import config_hash
 from optuna_evo.predictors.duplicates import nearest_untaken
+from optuna_evo.predictors.surrogate import BaseSurrogate
 from optuna_evo.predictors.surrogate import ParamEncoder
 from optuna_evo.predictors.surrogate import RandomFeatureEnsemble
+from optuna_evo.predictors.surrogate import SurrogateModel
 from optuna_evo.samplers import PredictorAssist
 from optuna_evo.samplers import assist_summary
 
@@ -353,6 +355,90 @@ def test_exploration_rate_keeps_random_candidates() -> None:
     assert not any(explored(0.0))
     always = explored(1.0)
     assert always and all(always)
+
+
+class _SpySurrogate(BaseSurrogate):
+    """A scripted surrogate over one parameter ``x`` in [0, 1] that records what it is given.
+
+    It predicts ``mean = mean_sign * u`` and ``std = u``, ``u`` being the encoded ``x`` (the
+    first column of the encoder, ``x`` itself on [0, 1]), so which candidate an optimistic
+    score prefers is known in advance.
+    """
+
+    def __init__(self, mean_sign: float = 1.0) -> None:
+        self.mean_sign = mean_sign
+        self.fitted_targets: list[list[float]] = []  # ``y`` of every fit, in call order
+        self.predicted: list[np.ndarray] = []  # ``u`` of every predict call, in call order
+
+    def fit(self, x: np.ndarray, y: np.ndarray, rng: np.random.RandomState) -> SurrogateModel:
+        assert x.shape[0] == y.shape[0]
+        self.fitted_targets.append([float(v) for v in y])
+        return _SpyModel(self)
+
+
+class _SpyModel(SurrogateModel):
+    def __init__(self, owner: _SpySurrogate) -> None:
+        self.owner = owner
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        u = x[:, 0].copy()
+        self.owner.predicted.append(u)
+        return self.owner.mean_sign * u, u
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+@pytest.mark.parametrize(("kappa", "keeps_highest"), [(0.0, False), (2.0, True)])
+def test_kappa_weighs_the_uncertainty_in_the_choice_of_a_candidate(
+    direction: str, kappa: float, keeps_highest: bool
+) -> None:
+    # The spy predicts a mean of u (-u when maximising, so u is always worse) and a std of u:
+    # the optimistic score is (1 - kappa) * u. kappa=0 keeps the best predicted mean (the
+    # lowest u); kappa=2 lets the uncertainty win and keeps the highest u.
+    spy = _SpySurrogate(mean_sign=_sign(direction))
+    assist = PredictorAssist(
+        n_candidates=6,
+        surrogate=spy,
+        kappa=kappa,
+        exploration_rate=0.0,
+        min_trials=4,
+        deduplicate=False,
+    )
+    sampler = GeneticSampler(population_size=4, mutation="gaussian", assist=assist, seed=0)
+    study = optuna.create_study(direction=direction, sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=20)
+    # Without guard or cache a trial scores its pool once, then predicts the kept child alone.
+    calls = spy.predicted
+    choices = [(pool, kept) for pool, kept in zip(calls, calls[1:]) if len(pool) == 6]
+    records = [r for r in _records(study) if r["predicted"] is not None]
+    assert len(choices) == len(records) >= 12
+    spread = 0
+    for (pool, kept), record in zip(choices, records):
+        assert len(kept) == 1 and record["predicted"] == pytest.approx(spy.mean_sign * kept[0])
+        assert kept[0] == (pool.max() if keeps_highest else pool.min())
+        spread += pool.min() < pool.max()
+    assert spread >= 10  # the pools really offered a choice
+
+
+def test_the_surrogate_trains_on_the_newest_max_train_trials_only() -> None:
+    spy = _SpySurrogate()
+    assist = PredictorAssist(
+        n_candidates=2, surrogate=spy, min_trials=3, max_train_trials=5, deduplicate=False
+    )
+    study = optuna.create_study(sampler=GeneticSampler(population_size=4, assist=assist, seed=0))
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        return float(trial.number)  # a fit's targets name the trials it was trained on
+
+    study.optimize(objective, n_trials=20)
+    fits = spy.fitted_targets
+    assert fits
+    for targets in fits:
+        newest = int(targets[-1])
+        # The newest COMPLETE trials, in order, at most max_train_trials of them.
+        assert targets == [float(n) for n in range(max(0, newest - 4), newest + 1)]
+    assert sum(len(targets) == 5 for targets in fits) >= 10  # the cap bound most fits
+    assert max(int(targets[-1]) for targets in fits) == 18
 
 
 def test_drawn_configuration_is_what_the_trial_uses() -> None:

@@ -20,6 +20,7 @@ import uuid
 
 from evo_testing import STORAGE_KINDS
 from evo_testing import assert_consistent_lineage
+from evo_testing import backdate_heartbeat
 from evo_testing import run_workers
 from evo_testing import storage_for
 import optuna
@@ -184,11 +185,14 @@ def test_four_workers_share_one_storage(sampler_name: str, kind: str, tmp_path: 
 def test_worker_killed_mid_trial_is_retried(sampler_name: str, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'kill.db'}"
     marker = tmp_path / "started"
+    # A grace period longer than the test: the killed trial goes stale only because its
+    # heartbeat is back-dated below, never because the clock moved on meanwhile.
     storage_src = (
-        f"optuna.storages.RDBStorage({url!r}, heartbeat_interval=1, grace_period=2, "
+        f"optuna.storages.RDBStorage({url!r}, heartbeat_interval=1, grace_period=600, "
         "heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))"
     )
-    study = optuna.create_study(study_name="k", storage=eval(storage_src, {"optuna": optuna}))
+    storage = eval(storage_src, {"optuna": optuna})
+    study = optuna.create_study(study_name="k", storage=storage)
     code = textwrap.dedent(
         """
         import pathlib, time, warnings
@@ -227,7 +231,8 @@ def test_worker_killed_mid_trial_is_retried(sampler_name: str, tmp_path: Path) -
         time.sleep(0.2)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
-    time.sleep(3)  # past the grace period: the next worker fails the stale trial
+    # Its last heartbeat an hour ago, far past the grace period: the next worker fails it.
+    backdate_heartbeat(storage, study.get_trials(deepcopy=False)[9]._trial_id)
     survivor = worker(hang=False, n=8)
     _, err = survivor.communicate(timeout=240)
     assert survivor.returncode == 0, err.decode()[-3000:]
