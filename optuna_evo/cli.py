@@ -49,7 +49,6 @@ import optuna
 import sqlalchemy.exc
 
 import optuna_evo
-from optuna_evo._validation import check_int
 
 if TYPE_CHECKING:
     import torch
@@ -158,10 +157,9 @@ def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
-        try:
-            return check_int("value", value, low, high)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {allowed}, got {value}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {value}")
+        return value
 
     return parse
 

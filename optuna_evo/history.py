@@ -161,8 +161,9 @@ def _architecture_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
 
 
 def _shown_by_architecture(param: str) -> bool:
-    # Only what the ``architecture``/``activation`` columns show; other ``arch_*`` genes
-    # (per-layer activations, blocks, skips) would be lost if they were left out too.
+    # Only what the ``architecture``/``activation`` columns hold in full; other ``arch_*``
+    # genes stay columns (per-layer activations are not shown at all; block and skip genes
+    # keep the values the sampler drew, which the description only summarises).
     if param in (N_HIDDEN_PARAM, ACTIVATION_PARAM):
         return True
     return param.startswith(_WIDTH_PREFIX) and param[len(_WIDTH_PREFIX) :].isdigit()

@@ -411,6 +411,7 @@ def test_config_stores_checked_values_as_python_numbers(
         ({"optimizer": "rmsprop"}, r"`optimizer` must be one of \('sgd', 'adam', 'adamw'\)"),
         ({"betas": (0.9, math.nan)}, r"`betas\[1\]` must be a finite number in \[0, 1\)"),
         ({"betas": 0.9}, r"`betas` must be a pair of numbers"),
+        ({"evals_per_epoch": 0}, r"`evals_per_epoch` must be an integer >= 1, got 0\."),
     ],
 )
 def test_config_refuses_non_finite_and_mistyped_values(

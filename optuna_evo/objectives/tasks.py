@@ -145,8 +145,6 @@ class _Task:
 
     direction: str = "minimize"
     """Optimisation direction of the returned value (the best validation loss)."""
-    reports_per_epoch: int = 1
-    """Validation reports per epoch of the image tasks (see their ``reports_per_epoch``)."""
 
     def __init__(
         self,
@@ -194,13 +192,6 @@ class _Task:
         if self.artifact_store is not None and isinstance(trial, optuna.Trial):
             checkpoint.save(trial, model, self.artifact_store)
 
-    def _eval_interval(self, data: ClassificationSplits, batch_size: int) -> int | None:
-        """Steps between reports for ``reports_per_epoch``; ``None``: once per epoch."""
-        if self.reports_per_epoch == 1:
-            return None
-        steps_per_epoch = len(data.train_y) // batch_size  # the loader drops the last batch
-        return max(1, steps_per_epoch // self.reports_per_epoch)
-
     def trial_seed(self, trial: optuna.trial.BaseTrial) -> int:
         """Seed used for ``trial``: ``seed + trial.number``."""
         return self.seed + trial.number
@@ -235,7 +226,8 @@ class FashionMNISTCNN(_Task):
         epochs: Epochs per trial.
         reports_per_epoch: Validation reports (``trial.report``) per epoch; more than one gives
             a pruner or :class:`~optuna_evo.GenderSampler` a learning curve from a short run.
-            The step reported is then the optimizer step, else the epoch.
+            The step reported is then the optimizer step, else the epoch
+            (:class:`~optuna_evo.objectives.TrainConfig`'s ``evals_per_epoch``).
         max_train: Use only this many training images (fast CPU runs).
         max_val: Use only this many validation images.
         time_budget_s: Optional wall-clock budget per trial.
@@ -325,7 +317,7 @@ class FashionMNISTCNN(_Task):
             weight_decay=params["weight_decay"],
             batch_size=self.BATCH_SIZE,
             epochs=self.epochs,
-            eval_interval=self._eval_interval(data, self.BATCH_SIZE),
+            evals_per_epoch=self.reports_per_epoch,
             time_budget_s=self.time_budget_s,
             scheduler="step",
             step_gamma=self.STEP_GAMMA,
@@ -355,7 +347,8 @@ class MLPTask(_Task):
         epochs: Epochs per trial.
         reports_per_epoch: Validation reports (``trial.report``) per epoch; more than one gives
             a pruner or :class:`~optuna_evo.GenderSampler` a learning curve from a short run.
-            The step reported is then the optimizer step, else the epoch.
+            The step reported is then the optimizer step, else the epoch
+            (:class:`~optuna_evo.objectives.TrainConfig`'s ``evals_per_epoch``).
         architecture_fn: ``fn(trial) -> Architecture``; its widths must start with the input
             width (784 for the image sets) and end with the number of classes.
         max_train: Use only this many training samples (image datasets).
@@ -480,7 +473,7 @@ class MLPTask(_Task):
             weight_decay=weight_decay,
             batch_size=batch_size,
             epochs=self.epochs,
-            eval_interval=self._eval_interval(data, batch_size),
+            evals_per_epoch=self.reports_per_epoch,
             time_budget_s=self.time_budget_s,
             scheduler="cosine",
             seed=seed,

@@ -100,6 +100,9 @@ class TrainConfig:
         time_budget_s: Wall-clock budget in seconds (checked on the host after every step).
         eval_interval: Evaluate every this many steps; ``None`` evaluates once per epoch
             (classification) or every 250 steps (LM). The final step is always evaluated.
+        evals_per_epoch: Classification with ``eval_interval=None``: evaluate (and report)
+            this many times an epoch, at the optimizer step, instead of once at each epoch's
+            end. More than one gives a pruner a learning curve from a short run.
         eval_batch_size: Evaluation batch size; ``None`` = 2048 for classification and
             ``batch_size`` for LM. An LM evaluation scores ``eval_iters`` batches of this many
             windows, drawn once from a fixed seed: keep it fixed across trials so that their
@@ -135,6 +138,7 @@ class TrainConfig:
     max_steps: int | None = None
     time_budget_s: float | None = None
     eval_interval: int | None = None
+    evals_per_epoch: int = 1
     eval_batch_size: int | None = None
     eval_iters: int = 20
     block_size: int | None = None
@@ -161,6 +165,7 @@ class TrainConfig:
         self.weight_decay = check_float("weight_decay", self.weight_decay, 0)
         self.batch_size = check_int("batch_size", self.batch_size, 1)
         self.eval_iters = check_int("eval_iters", self.eval_iters, 1)
+        self.evals_per_epoch = check_int("evals_per_epoch", self.evals_per_epoch, 1)
         optional = ("epochs", "max_steps", "eval_interval", "eval_batch_size", "block_size")
         for arg in (*optional, "step_size"):
             setattr(self, arg, check_int(arg, getattr(self, arg), 1, none_ok=True))
@@ -505,10 +510,13 @@ class _Run:
         if config.epochs is not None:
             limits.append(config.epochs * self.steps_per_epoch)
         self.total_steps = min(limits) if limits else None
-        self.per_epoch_eval = config.eval_interval is None and task == "classification"
-        self.eval_interval = (
-            self.steps_per_epoch if self.per_epoch_eval else config.eval_interval or 250
-        )
+        by_epoch = config.eval_interval is None and task == "classification"
+        # Evaluations at epoch ends report the epoch number; any other cadence the step.
+        self.per_epoch_eval = by_epoch and config.evals_per_epoch == 1
+        if by_epoch:
+            self.eval_interval = max(1, self.steps_per_epoch // config.evals_per_epoch)
+        else:
+            self.eval_interval = config.eval_interval or 250
         self.optimizer = make_optimizer(model, config, device)
         self.scheduler = make_scheduler(
             self.optimizer, config, self.steps_per_epoch, self.total_steps
