@@ -1,0 +1,1 @@
+"""Benchmarks of optuna-evo: CPU suites and the GPU session scripts (see benchmarks/README.md)."""
