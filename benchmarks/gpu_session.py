@@ -326,7 +326,7 @@ def run_steps(
             limit = min(step.limit_s if not args.quick else args.quick_limit_s, left)
             report = out_dir / f"{step.name}_{slug}_{stamp}.md"
             log = logs / f"{step.name}.log"
-            handle = open(log, "w", encoding="utf-8")  # noqa: SIM115 - closed when it ends
+            handle: TextIO = open(log, "w", encoding="utf-8")  # noqa: SIM115 - closed when it ends
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             proc = subprocess.Popen(
                 step_command(step, report, args),

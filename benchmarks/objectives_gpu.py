@@ -408,7 +408,7 @@ def cnn_section(
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in [*runs, *([baseline] if baseline else [])]:
-        speedup = (
+        speedup_cell = (
             f"{baseline.steady_epoch_s / run.steady_epoch_s:.1f}x"
             if baseline and run is not baseline
             else "1.0x"
@@ -417,7 +417,7 @@ def cnn_section(
         )
         lines.append(
             f"| {run.name} | {len(run.epoch_s)} | {run.epoch_s[0]:.3f} | "
-            f"{run.steady_epoch_s:.3f} | {speedup} | {max(run.test_acc):.2%} | "
+            f"{run.steady_epoch_s:.3f} | {speedup_cell} | {max(run.test_acc):.2%} | "
             f"{_fmt_time_to(run, CNN_ACC_GOAL)} | {run.note} |"
         )
     lines += ["", "Per epoch (seconds / test accuracy):", ""]

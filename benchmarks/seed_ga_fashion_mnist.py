@@ -162,7 +162,7 @@ def run_job(job: Job, task_kwargs: dict[str, Any]) -> dict[str, Any]:
     study.optimize(task, n_trials=job.trials)
     wall = time.perf_counter() - start
     done = _finished(study)
-    best = min(done, key=lambda t: t.value) if done else None
+    best = study.best_trial if done else None
     curve, best_acc = [], 0.0
     for t in study.trials:
         if t.state == TrialState.COMPLETE:
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
         help="studies run at once in worker processes sharing the device (cuda: 8, cpu: 1)",
     )
     args = parser.parse_args(argv)
-    runs = PAPER_RUNS
+    runs: tuple[GARun, ...] = PAPER_RUNS
     widths: dict[str, int] = {}  # the paper's CNN: SeedCNN's defaults
     if args.quick:
         widths = {"c1": 8, "c2": 16, "hidden": 32}

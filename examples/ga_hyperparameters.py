@@ -61,18 +61,20 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     study.optimize(
         task, n_trials=args.population * args.generations, show_progress_bar=not args.quick
     )
-    for g in sorted({optuna_evo.lineage(t, study).generation for t in study.trials}):
-        done = [
-            t
+    # Every trial here was sampled by the GA, so each has a lineage.
+    lineages = {t.number: optuna_evo.lineage(t, study) for t in study.trials}
+    generations = {t.number: info.generation for t in study.trials if (info := lineages[t.number])}
+    for g in sorted(set(generations.values())):
+        value, number = min(
+            (t.value, t.number)
             for t in study.trials
-            if optuna_evo.lineage(t, study).generation == g and t.value is not None
-        ]
-        best = min(done, key=lambda t: t.value)
-        print(f"generation {g}: best val loss {best.value:.4f} (trial {best.number})")
-    trial = study.best_trial
-    print(f"best: trial {trial.number} {trial.params}")
-    while trial is not None:
-        info = optuna_evo.lineage(trial, study)
+            if generations.get(t.number) == g and t.value is not None
+        )
+        print(f"generation {g}: best val loss {value:.4f} (trial {number})")
+    best = study.best_trial
+    print(f"best: trial {best.number} {best.params}")
+    trial: optuna.trial.FrozenTrial | None = best
+    while trial is not None and (info := lineages[trial.number]) is not None:
         print(f"  trial {trial.number}: generation {info.generation}, {info.role}")
         found = optuna_evo.parents(trial, study)
         trial = found[0] if found else None

@@ -138,7 +138,10 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         f"widths {arch.get('widths')}, blocks {arch.get('blocks')}, skips {arch.get('skips')}"
     )
     distinct = len({tuple(sorted(t.params.items())) for t in study.trials})
-    elites = sum(optuna_evo.lineage(t, study).role == "elite" for t in study.trials)
+    elites = sum(
+        info is not None and info.role == "elite"
+        for info in (optuna_evo.lineage(t, study) for t in study.trials)
+    )
     print(
         f"{len(study.trials)} trials ({elites} elites re-training their parent's "
         f"configuration), {distinct} distinct configurations"

@@ -28,7 +28,8 @@ def experimental_class(version: str) -> Callable[[_T], _T]:
     """
 
     def decorator(cls: _T) -> _T:
-        init = cls.__init__
+        # mypy sees ``cls`` as an instance of ``type``; reading the class's own __init__ is sound.
+        init = cls.__init__  # type: ignore[misc]
 
         @functools.wraps(init)
         def wrapped_init(self: Any, *args: Any, **kwargs: Any) -> None:

@@ -39,11 +39,12 @@ def _error(name: str, what: str, value: Any, none_ok: bool) -> ValueError:
 def _as_int(value: Any, low: float, high: float) -> int | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
-    if not isinstance(value, numbers.Integral) and not (
-        math.isfinite(value) and float(value).is_integer()
-    ):
+    if isinstance(value, numbers.Integral):
+        number = int(value)
+    elif math.isfinite(value) and float(value).is_integer():
+        number = int(float(value))
+    else:
         return None
-    number = int(value)
     return number if low <= number <= high else None
 
 

@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 import dataclasses
 from dataclasses import dataclass
-from dataclasses import field
 import math
 import re
 from typing import Any
+from typing import TypeVar
 
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
@@ -42,10 +42,12 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "gelu", "sigmoid", "silu", "leak
 BLOCKS: tuple[str, ...] = ("linear", "residual")
 """Block types a hidden layer may have (see the module docstring)."""
 
+_V = TypeVar("_V")
+
 _FIELDS = ("widths", "activations", "dropout", "skips", "blocks")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Architecture:
     """Specification of a multilayer perceptron.
 
@@ -82,19 +84,28 @@ class Architecture:
     """
 
     widths: list[int]
-    activations: list[str] = field(default_factory=list)
-    dropout: float = 0.0
-    skips: list[tuple[int, int]] = field(default_factory=list)
-    blocks: list[str] = field(default_factory=list)
+    activations: list[str]
+    dropout: float
+    skips: list[tuple[int, int]]
+    blocks: list[str]
 
-    def __post_init__(self) -> None:
-        widths = _validate_widths(self.widths)
+    # An explicit constructor, because it takes more than it stores (a single activation or
+    # block name for every layer) and the stored fields are normalised, validated copies.
+    def __init__(
+        self,
+        widths: Sequence[int],
+        activations: Sequence[str] | str = (),
+        dropout: float = 0.0,
+        skips: Sequence[tuple[int, int]] = (),
+        blocks: Sequence[str] | str = (),
+    ) -> None:
+        widths = _validate_widths(widths)
         n_hidden = len(widths) - 2
-        activations = _validate_activations(self.activations, n_hidden)
-        dropout = check_float("dropout", self.dropout, 0, 1, high_open=True)
-        skips = _validate_skips(self.skips, n_hidden)
-        blocks = _validate_blocks(self.blocks, n_hidden)
-        # Frozen dataclass: normalised private copies are installed through object.__setattr__.
+        activations = _validate_activations(activations, n_hidden)
+        dropout = check_float("dropout", dropout, 0, 1, high_open=True)
+        skips = _validate_skips(skips, n_hidden)
+        blocks = _validate_blocks(blocks, n_hidden)
+        # Frozen dataclass: the fields are installed through object.__setattr__.
         object.__setattr__(self, "widths", widths)
         object.__setattr__(self, "activations", activations)
         object.__setattr__(self, "dropout", dropout)
@@ -192,6 +203,11 @@ def _as_pair(edge: Any) -> tuple[int, int]:
     if isinstance(edge, str) or not isinstance(edge, Sequence) or len(edge) != 2:
         raise ValueError(f"skips entries must be pairs (i, j) of ints, got {edge!r}.")
     return (edge[0], edge[1])
+
+
+def _fit(values: list[_V], n: int) -> list[_V]:
+    """``values`` cut or padded (by repeating its last entry) to length ``n``."""
+    return (values + values[-1:] * n)[:n]
 
 
 def _validate_widths(widths: Any) -> list[int]:
@@ -521,9 +537,7 @@ class ArchitectureSpace:
         hidden = list(arch.widths[1:-1]) or [self.layers[0][1] if len(self.layers[0]) > 2 else 1]
         activations = list(arch.activations) or [self.activations[0]]
         blocks = list(arch.blocks) or [self.blocks[0]]
-        hidden, activations, blocks = (
-            (values + values[-1:] * n)[:n] for values in (hidden, activations, blocks)
-        )
+        hidden, activations, blocks = _fit(hidden, n), _fit(activations, n), _fit(blocks, n)
         activations = [a if a in self.activations else self.activations[0] for a in activations]
         if not self.layer_activations and activations:
             activations = [activations[0]] * n

@@ -36,3 +36,37 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="no attribute 'plots'"):
         optuna_evo.plots  # noqa: B018
+
+
+def test_the_wheel_ships_every_module_the_type_marker_and_the_cli(tmp_path) -> None:
+    # A user installs the wheel, not this checkout: every module, py.typed and the console
+    # script must be in it (a subpackage left out of packages.find breaks only there).
+    from pathlib import Path
+    import shutil
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    # Built from a copy: setuptools writes build/ and egg-info next to the sources.
+    copy = tmp_path / "src"
+    shutil.copytree(root / "optuna_evo", copy / "optuna_evo",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    for name in ("pyproject.toml", "setup.cfg", "README.md"):
+        shutil.copy(root / name, copy / name)
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(copy)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (wheel,) = tmp_path.glob("optuna_evo-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    source = {
+        p.relative_to(root).as_posix()
+        for p in (root / "optuna_evo").rglob("*")
+        if p.suffix == ".py" or p.name == "py.typed"
+    }
+    assert source - names == set()
+    assert "optuna_evo/py.typed" in names
+    (entry_points,) = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "optuna-evo = optuna_evo.cli:main" in text

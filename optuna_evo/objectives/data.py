@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from dataclasses import field
 import gzip
@@ -198,12 +199,11 @@ class ClassificationSplits:
         device = torch.device(device)
         if _same_device(self.device, device):
             return self
-        return ClassificationSplits(
-            *(t.to(device) for t in self._tensors()), self.n_classes, self.name, self.source
-        )
+        moved = {name: getattr(self, name).to(device) for name in _TENSOR_FIELDS}
+        return dataclasses.replace(self, **moved)
 
-    def _tensors(self) -> tuple[torch.Tensor, ...]:
-        return (self.train_x, self.train_y, self.val_x, self.val_y, self.test_x, self.test_y)
+
+_TENSOR_FIELDS = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
 
 
 @dataclass
@@ -460,7 +460,7 @@ def load_image_dataset(
 
     def prepare(
         images: np.ndarray, labels: np.ndarray, idx: torch.Tensor
-    ) -> tuple[torch.Tensor, ...]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # Copy uint8 pixels to the device first (4x less traffic), normalise there.
         x = torch.from_numpy(images)[idx].to(device, non_blocking=True)
         x = x.unsqueeze(1).float().div_(255.0).sub_(mean).div_(std)
@@ -822,14 +822,11 @@ def make_synthetic(
     n_train = n - n_val - n_test
     if n_train < 1:
         raise ValueError(f"n={n} leaves no training samples after the val/test split.")
-    parts = (
-        x[:n_train], y[:n_train],
-        x[n_train : n_train + n_val], y[n_train : n_train + n_val],
-        x[n_train + n_val :], y[n_train + n_val :],
-    )  # fmt: skip
+    val, test = slice(n_train, n_train + n_val), slice(n_train + n_val, None)
     return ClassificationSplits(
-        *(t.to(device) for t in parts), n_classes=n_classes, name="synthetic", source="synthetic"
-    )
+        x[:n_train], y[:n_train], x[val], y[val], x[test], y[test],
+        n_classes=n_classes, name="synthetic", source="synthetic",
+    ).to(device)  # fmt: skip
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:

@@ -151,9 +151,11 @@ class _Task:
         device: str | torch.device | None,
         seed: int,
         catch_failures: bool,
-        artifact_store: ArtifactStore | None = None,
+        artifact_store: ArtifactStore | None,
+        time_budget_s: float | None,
     ) -> None:
         seed = check_int("seed", seed)
+        time_budget_s = check_float("time_budget_s", time_budget_s, 0, low_open=True, none_ok=True)
         if artifact_store is not None and not checkpoint.is_artifact_store(artifact_store):
             raise ValueError(
                 "artifact_store must be an optuna.artifacts store (e.g. "
@@ -163,6 +165,7 @@ class _Task:
         self.seed = seed
         self.catch_failures = catch_failures
         self.artifact_store = artifact_store
+        self.time_budget_s = time_budget_s
         self._data: ClassificationSplits | TextSplits | None = None
 
     @property
@@ -182,15 +185,35 @@ class _Task:
     def _objective(self, trial: optuna.trial.BaseTrial) -> float:
         raise NotImplementedError
 
-    def _inherit(self, trial: optuna.trial.BaseTrial, model: torch.nn.Module) -> None:
-        """Load the parent's checkpoint into ``model`` (only with an artifact store)."""
-        if self.artifact_store is not None and isinstance(trial, optuna.Trial):
-            checkpoint.load_parent(trial, model, self.artifact_store)
+    def _fit(
+        self,
+        trial: optuna.trial.BaseTrial,
+        build: Callable[[], torch.nn.Module],
+        data: ClassificationSplits | TextSplits,
+        task: str | None = None,
+        **config: Any,
+    ) -> float:
+        """One trial's run: seed, build the model, inherit, train, save; the best val loss.
 
-    def _keep(self, trial: optuna.trial.BaseTrial, model: torch.nn.Module) -> None:
-        """Save ``model`` as the trial's checkpoint (only with an artifact store)."""
-        if self.artifact_store is not None and isinstance(trial, optuna.Trial):
-            checkpoint.save(trial, model, self.artifact_store)
+        ``config`` holds the task's :class:`TrainConfig` fields; seed, device and time budget
+        are filled in here. The model is built after seeding so its initial weights depend
+        on the trial's seed only.
+        """
+        seed = self.trial_seed(trial)
+        set_seed(seed)
+        model = build()
+        # Checkpoints need a live trial (a FrozenTrial has no storage to write to).
+        live = trial if isinstance(trial, optuna.Trial) else None
+        store = self.artifact_store
+        if live is not None and store is not None:
+            checkpoint.load_parent(live, model, store)
+        settings = TrainConfig(
+            seed=seed, device=self.device, time_budget_s=self.time_budget_s, **config
+        )
+        result = train(model, data, settings, trial, task=task)
+        if live is not None and store is not None:
+            checkpoint.save(live, model, store)
+        return result.best_val_loss
 
     def trial_seed(self, trial: optuna.trial.BaseTrial) -> int:
         """Seed used for ``trial``: ``seed + trial.number``."""
@@ -211,7 +234,56 @@ class _Task:
         return math.nan
 
 
-class FashionMNISTCNN(_Task):
+class _ImageTask(_Task):
+    """Shared budget and data options of the classification tasks (epochs of a split set)."""
+
+    def __init__(
+        self,
+        dataset: str,
+        data_dir: str | os.PathLike[str] | None,
+        device: str | torch.device | None,
+        *,
+        epochs: int,
+        reports_per_epoch: int,
+        max_train: int | None,
+        max_val: int | None,
+        time_budget_s: float | None,
+        seed: int,
+        download: bool,
+        evaluate_test: bool,
+        catch_failures: bool,
+        artifact_store: ArtifactStore | None,
+    ) -> None:
+        super().__init__(device, seed, catch_failures, artifact_store, time_budget_s)
+        self.dataset = dataset
+        self.data_dir = data_dir
+        self.epochs = check_int("epochs", epochs, 1)
+        self.reports_per_epoch = check_int("reports_per_epoch", reports_per_epoch, 1)
+        self.max_train = check_int("max_train", max_train, 1, none_ok=True)
+        self.max_val = check_int("max_val", max_val, 1, none_ok=True)
+        self.download = download
+        self.evaluate_test = evaluate_test
+
+    def _load_data(self) -> ClassificationSplits:
+        return load_image_dataset(
+            self.dataset,
+            self.data_dir,
+            self.device,
+            max_train=self.max_train,
+            max_val=self.max_val,
+            download=self.download,
+        )
+
+    def _budget(self) -> dict[str, Any]:
+        """The :class:`TrainConfig` fields every image task sets from its own options."""
+        return {
+            "epochs": self.epochs,
+            "evals_per_epoch": self.reports_per_epoch,
+            "evaluate_test": self.evaluate_test,
+        }
+
+
+class FashionMNISTCNN(_ImageTask):
     """The seed GA paper's task: :class:`~optuna_evo.objectives.models.SeedCNN` on FashionMNIST.
 
     Search space (exactly the paper's): ``lr`` log-uniform in [1e-4, 1], ``momentum`` in
@@ -271,21 +343,23 @@ class FashionMNISTCNN(_Task):
         catch_failures: bool = True,
         artifact_store: ArtifactStore | None = None,
     ) -> None:
-        super().__init__(device, seed, catch_failures, artifact_store)
-        epochs = check_int("epochs", epochs, 1)
-        self.reports_per_epoch = check_int("reports_per_epoch", reports_per_epoch, 1)
+        super().__init__(
+            "fashion-mnist",
+            data_dir,
+            device,
+            epochs=epochs,
+            reports_per_epoch=reports_per_epoch,
+            max_train=max_train,
+            max_val=max_val,
+            time_budget_s=time_budget_s,
+            seed=seed,
+            download=download,
+            evaluate_test=evaluate_test,
+            catch_failures=catch_failures,
+            artifact_store=artifact_store,
+        )
         SeedCNN(c1=c1, c2=c2, hidden=hidden)  # Validates the width knobs now, not per trial.
-        max_train = check_int("max_train", max_train, 1, none_ok=True)
-        max_val = check_int("max_val", max_val, 1, none_ok=True)
-        time_budget_s = check_float("time_budget_s", time_budget_s, 0, low_open=True, none_ok=True)
-        self.data_dir = data_dir
-        self.epochs = epochs
-        self.max_train = max_train
-        self.max_val = max_val
-        self.time_budget_s = time_budget_s
-        self.download = download
         self.compile = compile
-        self.evaluate_test = evaluate_test
         self.widths = {"c1": c1, "c2": c2, "hidden": hidden}
 
     @property
@@ -293,45 +367,25 @@ class FashionMNISTCNN(_Task):
         """The seed paper's space: ``lr``, ``momentum``, ``weight_decay``."""
         return dict(self.SEARCH_SPACE)
 
-    def _load_data(self) -> ClassificationSplits:
-        return load_image_dataset(
-            "fashion-mnist",
-            self.data_dir,
-            self.device,
-            max_train=self.max_train,
-            max_val=self.max_val,
-            download=self.download,
-        )
-
     def _objective(self, trial: optuna.trial.BaseTrial) -> float:
         params = {name: suggest(trial, name, d) for name, d in self.SEARCH_SPACE.items()}
-        data = self.load_data()
-        seed = self.trial_seed(trial)
-        set_seed(seed)
-        model = SeedCNN(**self.widths)
-        self._inherit(trial, model)
-        config = TrainConfig(
+        return self._fit(
+            trial,
+            lambda: SeedCNN(**self.widths),
+            self.load_data(),
             optimizer="sgd",
             lr=params["lr"],
             momentum=params["momentum"],
             weight_decay=params["weight_decay"],
             batch_size=self.BATCH_SIZE,
-            epochs=self.epochs,
-            evals_per_epoch=self.reports_per_epoch,
-            time_budget_s=self.time_budget_s,
             scheduler="step",
             step_gamma=self.STEP_GAMMA,
-            seed=seed,
-            device=self.device,
             compile=self.compile,
-            evaluate_test=self.evaluate_test,
+            **self._budget(),
         )
-        result = train(model, data, config, trial)
-        self._keep(trial, model)
-        return result.best_val_loss
 
 
-class MLPTask(_Task):
+class MLPTask(_ImageTask):
     """An MLP whose architecture comes from the trial, trained on an image or synthetic set.
 
     The architecture is ``architecture_fn(trial)``; by default
@@ -391,25 +445,25 @@ class MLPTask(_Task):
         catch_failures: bool = True,
         artifact_store: ArtifactStore | None = None,
     ) -> None:
-        super().__init__(device, seed, catch_failures, artifact_store)
-        check_choice("dataset", dataset, MLP_DATASETS)
-        epochs = check_int("epochs", epochs, 1)
-        self.reports_per_epoch = check_int("reports_per_epoch", reports_per_epoch, 1)
+        super().__init__(
+            check_choice("dataset", dataset, MLP_DATASETS),
+            data_dir,
+            device,
+            epochs=epochs,
+            reports_per_epoch=reports_per_epoch,
+            max_train=max_train,
+            max_val=max_val,
+            time_budget_s=time_budget_s,
+            seed=seed,
+            download=download,
+            evaluate_test=evaluate_test,
+            catch_failures=catch_failures,
+            artifact_store=artifact_store,
+        )
         if architecture_fn is not None and not callable(architecture_fn):
             raise ValueError("architecture_fn must be callable as fn(trial) -> Architecture.")
-        max_train = check_int("max_train", max_train, 1, none_ok=True)
-        max_val = check_int("max_val", max_val, 1, none_ok=True)
-        time_budget_s = check_float("time_budget_s", time_budget_s, 0, low_open=True, none_ok=True)
-        self.dataset = dataset
-        self.data_dir = data_dir
-        self.epochs = epochs
         self.architecture_fn = architecture_fn
-        self.max_train = max_train
-        self.max_val = max_val
         self.synthetic_kwargs = dict(synthetic_kwargs or {})
-        self.time_budget_s = time_budget_s
-        self.download = download
-        self.evaluate_test = evaluate_test
 
     @property
     def search_space(self) -> dict[str, BaseDistribution]:
@@ -430,14 +484,7 @@ class MLPTask(_Task):
         if self.dataset == "synthetic":
             kwargs = {"seed": self.seed, **self.synthetic_kwargs, "device": self.device}
             return make_synthetic(**kwargs)
-        return load_image_dataset(
-            self.dataset,
-            self.data_dir,
-            self.device,
-            max_train=self.max_train,
-            max_val=self.max_val,
-            download=self.download,
-        )
+        return super()._load_data()
 
     def _objective(self, trial: optuna.trial.BaseTrial) -> float:
         data = self.load_data()
@@ -462,27 +509,18 @@ class MLPTask(_Task):
         batch_size = suggest(trial, "batch_size", space["batch_size"])
         weight_decay = suggest(trial, "weight_decay", space["weight_decay"])
         trial.set_user_attr("architecture", arch.to_dict())
-        seed = self.trial_seed(trial)
-        set_seed(seed)
-        model = MLP(arch)
-        self._inherit(trial, model)
-        config = TrainConfig(
+        return self._fit(
+            trial,
+            lambda: MLP(arch),
+            data,
             optimizer=optimizer,
             lr=lr,
             momentum=momentum,
             weight_decay=weight_decay,
             batch_size=batch_size,
-            epochs=self.epochs,
-            evals_per_epoch=self.reports_per_epoch,
-            time_budget_s=self.time_budget_s,
             scheduler="cosine",
-            seed=seed,
-            device=self.device,
-            evaluate_test=self.evaluate_test,
+            **self._budget(),
         )
-        result = train(model, data, config, trial)
-        self._keep(trial, model)
-        return result.best_val_loss
 
 
 class CharLM(_Task):
@@ -545,19 +583,17 @@ class CharLM(_Task):
         catch_failures: bool = True,
         artifact_store: ArtifactStore | None = None,
     ) -> None:
-        super().__init__(device, seed, catch_failures, artifact_store)
+        super().__init__(device, seed, catch_failures, artifact_store, time_budget_s)
         max_steps = check_int("max_steps", max_steps, 1)
         eval_interval = check_int("eval_interval", eval_interval, 1)
         eval_iters = check_int("eval_iters", eval_iters, 1)
         block_size = check_int("block_size", block_size, 1)
-        time_budget_s = check_float("time_budget_s", time_budget_s, 0, low_open=True, none_ok=True)
         warmup_steps = check_int("warmup_steps", warmup_steps, 0, none_ok=True)
         self.data_path = data_path
         self.max_steps = max_steps
         self.eval_interval = eval_interval
         self.eval_iters = eval_iters
         self.block_size = block_size
-        self.time_budget_s = time_budget_s
         self.warmup_steps = min(100, max_steps // 10) if warmup_steps is None else warmup_steps
         self.download = download
         self.compile = compile
@@ -573,29 +609,28 @@ class CharLM(_Task):
     def _objective(self, trial: optuna.trial.BaseTrial) -> float:
         params = {name: suggest(trial, name, d) for name, d in self.SEARCH_SPACE.items()}
         data = self.load_data()
+        assert isinstance(data, TextSplits)
         n_head = char_lm_heads(params["n_head"], params["n_embd"])
         trial.set_user_attr("n_head_used", n_head)
-        seed = self.trial_seed(trial)
-        set_seed(seed)
-        model = CharTransformer(
-            CharTransformerConfig(
-                vocab_size=data.vocab_size,
-                block_size=self.block_size,
-                n_layer=params["n_layer"],
-                n_head=n_head,
-                n_embd=params["n_embd"],
-                dropout=params["dropout"],
-            )
+        model_config = CharTransformerConfig(
+            vocab_size=data.vocab_size,
+            block_size=self.block_size,
+            n_layer=params["n_layer"],
+            n_head=n_head,
+            n_embd=params["n_embd"],
+            dropout=params["dropout"],
         )
-        self._inherit(trial, model)
-        config = TrainConfig(
+        return self._fit(
+            trial,
+            lambda: CharTransformer(model_config),
+            data,
+            task="lm",
             optimizer="adamw",
             lr=params["lr"],
             betas=(0.9, 0.99),
             weight_decay=0.1,
             batch_size=params["batch_size"],
             max_steps=self.max_steps,
-            time_budget_s=self.time_budget_s,
             eval_interval=self.eval_interval,
             eval_iters=self.eval_iters,
             eval_batch_size=self.EVAL_BATCH_SIZE,
@@ -603,13 +638,8 @@ class CharLM(_Task):
             warmup_steps=self.warmup_steps,
             min_lr_ratio=0.1,
             grad_clip=1.0,
-            seed=seed,
-            device=self.device,
             compile=self.compile,
         )
-        result = train(model, data, config, trial, task="lm")
-        self._keep(trial, model)
-        return result.best_val_loss
 
 
 class SmallCharLM(CharLM):

@@ -34,6 +34,11 @@ def _pruned_key(trial: FrozenTrial, sign: float) -> tuple[float, float]:
     return (-float(step), sign * value if math.isfinite(value) else math.inf)
 
 
+def _value(trial: FrozenTrial) -> float:
+    assert trial.value is not None  # Only COMPLETE trials with a value are scored.
+    return trial.value
+
+
 def rank_trials(
     trials: Sequence[FrozenTrial],
     direction: StudyDirection,
@@ -63,7 +68,7 @@ def rank_trials(
         if t.state == TrialState.COMPLETE and t.value is not None and not math.isnan(t.value)
     ]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
-    score = fitness or (lambda t: t.value)
+    score = fitness or _value
     complete.sort(key=lambda t: (sign * score(t), t.number))
     pruned.sort(key=lambda t: (*_pruned_key(t, sign), t.number))
     return complete + pruned

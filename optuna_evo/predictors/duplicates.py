@@ -135,11 +135,11 @@ def nearest_untaken(
     for distance in range(1, len(names) + 1):
         found: list[dict[str, Any]] = []
         for subset in itertools.combinations(names, distance):
-            for values in itertools.product(*(choices[n] for n in subset)):
+            for combo in itertools.product(*(choices[n] for n in subset)):
                 budget -= 1
                 if budget < 0:
                     return _pick(found, rng)
-                config = {**params, **dict(zip(subset, values))}
+                config = {**params, **dict(zip(subset, combo))}
                 if config_hash(config) not in taken:
                     found.append(config)
         if found:

@@ -791,9 +791,10 @@ class PopulationSampler(BaseGASampler, abc.ABC):
                 continue
             candidate, explored = _choose(fresh, scorer, assist.exploration_rate, rng)
             if guard:
-                assert scorer is not None and reference is not None
+                threshold = assist.stability_threshold
+                assert scorer is not None and reference is not None and threshold is not None
                 stats["guard_checks"] += 1
-                if scorer.worse_by(candidate, reference) > assist.stability_threshold:
+                if scorer.worse_by(candidate, reference) > threshold:
                     stats["rejected"] += 1
                     pool[pool.index(candidate)] = propose()
                     continue
