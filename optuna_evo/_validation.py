@@ -21,6 +21,9 @@ import numpy as np
 
 _T = TypeVar("_T")
 
+MAX_TORCH_SEED = 2**63 - 1
+"""Largest seed a training run takes (``torch.manual_seed`` and generators take 64 bits)."""
+
 
 def _interval(low: float, high: float, low_open: bool = False, high_open: bool = False) -> str:
     if low == -math.inf and high == math.inf:

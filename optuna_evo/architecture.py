@@ -170,8 +170,9 @@ class Architecture:
         """Build an architecture from :meth:`to_dict` output (e.g. after a JSON round trip).
 
         Args:
-            data: Mapping with ``widths`` and optionally ``activations``, ``dropout``, ``skips``,
-                ``blocks`` (absent in architectures stored before block types existed).
+            data: Mapping with ``widths``, ``activations`` (one per hidden layer; may be left
+                out without hidden layers) and optionally ``dropout``, ``skips``, ``blocks``
+                (absent in architectures stored before block types existed).
 
         Returns:
             The validated :class:`Architecture`.
@@ -528,7 +529,8 @@ class ArchitectureSpace:
 
         The number of hidden layers is brought into ``[min_layers, max_layers]`` (the last
         layers dropped, or the last one repeated; e.g. a crossover of two deep parents, or a
-        study resumed with a smaller ``max_layers``); widths are clamped to the bounds; without
+        study resumed with a smaller ``max_layers``); the input and output widths become the
+        space's (a study resumed with one more feature); widths are clamped to the bounds; without
         ``layer_activations`` every layer takes the first layer's activation; activations and
         block types the space does not allow are replaced by its first; skip edges are kept
         only if they are ``k -> k + 2`` edges of a space with ``skips`` that still fit.
@@ -542,7 +544,7 @@ class ArchitectureSpace:
         if not self.layer_activations and activations:
             activations = [activations[0]] * n
         return arch.replace(
-            widths=[arch.n_inputs, *(self._clamp(w) for w in hidden), arch.n_outputs],
+            widths=[self.n_inputs, *(self._clamp(w) for w in hidden), self.n_outputs],
             activations=activations,
             blocks=[b if b in self.blocks else self.blocks[0] for b in blocks],
             skips=[(i, j) for i, j in arch.skips if self.skips and j == i + 2 and j <= n],

@@ -5,3 +5,13 @@ from __future__ import annotations
 import pytest
 
 pytest.register_assert_rewrite("optuna.testing.pytest_samplers")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_download_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Loaders search the download cache; a developer's ~/.cache must not decide a test.
+    import os
+
+    from optuna_evo.objectives.data import ENV_CACHE_DIR
+
+    os.environ[ENV_CACHE_DIR] = str(tmp_path_factory.mktemp("download-cache"))

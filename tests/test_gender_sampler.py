@@ -138,6 +138,8 @@ def test_experimental_warning() -> None:
         ({"mutation": "flip"}, "mutation"),
         ({"mutation": "gaussian", "mutation_sigma": 0.0}, "mutation_sigma"),
         ({"crossover": "blend", "blend_alpha": -1.0}, "blend_alpha"),
+        ({"crossover": "uniform", "blend_alpha": -1.0}, "blend_alpha"),  # even when unused
+        ({"mutation": "reset", "mutation_sigma": 0.0}, "mutation_sigma"),
     ],
 )
 def test_bad_arguments(kwargs: dict, argument: str) -> None:

@@ -20,6 +20,7 @@ from evo_testing import storage_for
 from evo_testing import unmirrored_lineage
 import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 from optuna.exceptions import ExperimentalWarning
@@ -29,6 +30,8 @@ import pytest
 
 import optuna_evo
 from optuna_evo import GeneticSampler
+from optuna_evo.operators import BaseMutation
+from optuna_evo.operators import TruncationSelection
 from optuna_evo.samplers import PredictorAssist
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -277,6 +280,51 @@ def test_custom_operators_are_used() -> None:
     assert all(v == -1.0 for t in study.trials[6:] for v in t.params.values())
 
 
+def test_a_custom_selection_reading_trials_works_from_the_constructor_on() -> None:
+    # The constructor once counted survivors by calling survivors() on plain ints.
+    class CompleteOnly(TruncationSelection):
+        def survivors(self, ranked, population_size):  # type: ignore[no-untyped-def]
+            kept = [t for t in ranked if t.state == TrialState.COMPLETE]
+            return super().survivors(kept, population_size)
+
+    sampler = GeneticSampler(population_size=4, selection=CompleteOnly(0.5), n_elites=2, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_float_objective, n_trials=12)
+    assert {optuna_evo.lineage(t, study).role for t in study.trials[4:]} >= {"elite", "child"}
+    with pytest.raises(ValueError, match="`n_elites`=3 exceeds the 2 survivors"):
+        GeneticSampler(population_size=4, selection=CompleteOnly(0.5), n_elites=3)
+
+
+class _Doubling(BaseMutation):
+    """Returns twice the value: outside the range for large values."""
+
+    def __call__(self, distribution: BaseDistribution, value: Any, rng: Any) -> Any:
+        return value * 2
+
+
+class _NumpyTypes(BaseMutation):
+    """Returns the value as a numpy scalar."""
+
+    def __call__(self, distribution: BaseDistribution, value: Any, rng: Any) -> Any:
+        return np.int64(value) if isinstance(value, int) else np.float64(value)
+
+
+def test_a_custom_operators_values_are_native_or_refused_clearly() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        return trial.suggest_float("x", 0.5, 1.0) + trial.suggest_int("n", 1, 9)
+
+    numpy_mutant = GeneticSampler(population_size=4, mutation=_NumpyTypes(), mutation_prob=1.0)
+    study = optuna.create_study(sampler=numpy_mutant)
+    study.optimize(objective, n_trials=10)
+    for t in study.trials:
+        assert type(t.params["x"]) is float and type(t.params["n"]) is int
+    doubling = GeneticSampler(population_size=4, mutation=_Doubling(), mutation_prob=1.0)
+    study = optuna.create_study(sampler=doubling)
+    # Optuna catches a sampler's error in its objective thread and re-raises it.
+    with pytest.raises(ValueError, match=r"drew .* for parameter 'x', outside FloatDistribution"):
+        study.optimize(objective, n_trials=10)
+
+
 @pytest.mark.parametrize("assist", [None, PredictorAssist(n_candidates=1, surrogate=None)])
 def test_lineage_without_mirrored_user_attrs(assist: PredictorAssist | None) -> None:
     sampler = GeneticSampler(
@@ -461,7 +509,12 @@ def test_a_sampler_reused_for_another_study_plans_its_trials_afresh() -> None:
         ({"seed": -1}, "seed"),
         ({"seed": 2**32}, "seed"),
         ({"seed": "a"}, "seed"),
+        # Settings of the operators not chosen are checked too.
         ({"tournament_size": -5}, "tournament_size"),
+        ({"crossover": "blend", "swapping_prob": 7.0}, "swapping_prob"),
+        ({"blend_alpha": -1.0}, "blend_alpha"),
+        ({"mutation": "reset", "mutation_sigma": -1}, "mutation_sigma"),
+        ({"selection": "tournament", "survival_fraction": 5.0}, "survival_fraction"),
     ],
 )
 def test_bad_arguments(kwargs: dict, argument: str) -> None:

@@ -91,6 +91,17 @@ def test_read_idx_rejects_malformed_files(tmp_path: Path) -> None:
         read_idx(tmp_path / "short")
 
 
+def test_read_idx_names_a_broken_gzip_file(tmp_path: Path) -> None:
+    # An interrupted download and an error page saved as .gz: ValueError naming the file.
+    write_idx(tmp_path / "cut", np.zeros((50, 28, 28), np.uint8), compress=True)
+    whole = (tmp_path / "cut.gz").read_bytes()
+    (tmp_path / "cut.gz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "page.gz").write_bytes(b"<html>404 Not Found</html>")
+    for name in ("cut.gz", "page.gz"):
+        with pytest.raises(ValueError, match=f"{name} is not a readable gzip file"):
+            read_idx(tmp_path / name)
+
+
 @needs_fashion
 def test_fashion_mnist_reads_debian_files() -> None:
     splits = load_fashion_mnist(DEBIAN_FASHION, device="cpu")
@@ -237,6 +248,60 @@ def test_failed_download_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyP
         load_mnist(tmp_path / "empty", device="cpu", download=True)
 
 
+def test_an_earlier_download_is_found_without_download_true(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(data_mod, "SYSTEM_DATA_ROOT", tmp_path / "system")
+    monkeypatch.chdir(tmp_path)
+    write_fake_mnist(tmp_path / "cache" / "MNIST" / "raw")  # torchvision's layout
+    found = data_mod.find_image_dir("mnist", cache_dir=tmp_path / "cache")
+    assert found == (tmp_path / "cache" / "MNIST" / "raw").resolve()
+    monkeypatch.setenv(data_mod.ENV_CACHE_DIR, str(tmp_path / "default"))
+    write_fake_mnist(tmp_path / "default" / "mnist" / "MNIST" / "raw")
+    assert load_mnist(device="cpu", n_val=10).source.startswith(str(tmp_path / "default"))
+    text = tmp_path / "text-cache" / "input.txt"
+    text.parent.mkdir()
+    text.write_text("To be, or not to be, that is the question.\n" * 5)
+    assert data_mod.find_tiny_shakespeare(cache_dir=text.parent) == text.resolve()
+
+
+def test_missing_data_error_offers_only_remedies_that_can_help(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def offline(*args: object) -> None:
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(data_mod, "_download_torchvision", offline)
+    monkeypatch.setattr(data_mod.urllib.request, "urlretrieve", offline)
+    # download=True already failed: no advice to pass it; data_dir given: the variable is
+    # not searched, so no advice to set it.
+    for call in (
+        lambda: load_mnist(tmp_path / "a", device="cpu", download=True),
+        lambda: load_tiny_shakespeare(tmp_path / "b", download=True, cache_dir=tmp_path / "c"),
+    ):
+        with pytest.raises(DataNotFoundError) as info:
+            call()
+        message = str(info.value)
+        assert "network unreachable" in message
+        assert "download=True" not in message and data_mod.ENV_DATA_DIR not in message
+    monkeypatch.chdir(tmp_path)  # Away from ../shared's copy.
+    monkeypatch.delenv(data_mod.ENV_DATA_DIR, raising=False)
+    with pytest.raises(DataNotFoundError) as info:
+        load_tiny_shakespeare(device="cpu")
+    assert "download=True" in str(info.value) and data_mod.ENV_DATA_DIR in str(info.value)
+
+
+def test_tiny_shakespeare_path_is_a_file_or_a_directory_whatever_its_name(tmp_path: Path) -> None:
+    text = "Now is the winter of our discontent.\n" * 5
+    for file in (tmp_path / "corpus.text", tmp_path / "input", tmp_path / "SHAKESPEARE.TXT"):
+        file.write_text(text)
+        assert data_mod.find_tiny_shakespeare(file) == file.resolve()
+    folder = tmp_path / "folder.txt"
+    folder.mkdir()
+    (folder / "input.txt").write_text(text)
+    assert data_mod.find_tiny_shakespeare(folder) == (folder / "input.txt").resolve()
+
+
 def test_workers_downloading_tiny_shakespeare_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -290,6 +355,13 @@ def test_image_loader_validates_arguments(tmp_path: Path) -> None:
         load_mnist(tmp_path, device="cpu", n_val=60)
     with pytest.raises(ValueError, match="name"):
         load_image_dataset("cifar", tmp_path)
+    with pytest.raises(ValueError, match=r"`split_seed` must be an integer in \[0, "):
+        load_mnist(tmp_path, device="cpu", n_val=10, split_seed=1.5)
+    assert load_mnist(tmp_path, device="cpu", n_val=10, split_seed=1.0) is load_mnist(
+        tmp_path, device="cpu", n_val=10, split_seed=1
+    )  # An integral float is the same seed (and the same cache entry).
+    with pytest.raises(ValueError, match=r"`seed` must be an integer in \[0, "):
+        make_synthetic(n=30, seed=1.5, device="cpu")
 
 
 def test_text_splits_vocab_and_split() -> None:

@@ -109,6 +109,40 @@ def test_eval_interval_and_max_steps(blobs: ClassificationSplits) -> None:
     assert result.stopped_by == "max_steps"
 
 
+def test_evals_per_epoch_report_epoch_slices_that_end_on_epoch_ends(
+    blobs: ClassificationSplits,
+) -> None:
+    study = optuna.create_study()
+    config = cpu_config(batch_size=32, epochs=2, evals_per_epoch=3)
+    result = train(small_mlp(blobs), blobs, config, trial=study.ask())
+    spe = len(blobs.train_y) // 32  # Not a multiple of 3: slices end between steps.
+    assert spe % 3
+    assert [r.step for r in result.history] == [math.ceil(k * spe / 3) for k in range(1, 7)]
+    assert {spe, 2 * spe} <= {r.step for r in result.history}
+    assert [r.report_step for r in result.history] == [1, 2, 3, 4, 5, 6]
+    assert study.trials[0].intermediate_values == {
+        r.report_step: r.val_loss for r in result.history
+    }
+    # More slices than steps: every step evaluates, skipping the slice numbers in between.
+    big = train(small_mlp(blobs), blobs, cpu_config(batch_size=300, epochs=1, evals_per_epoch=5))
+    assert len(blobs.train_y) // 300 == 2
+    assert [r.report_step for r in big.history] == [2, 5]
+
+
+def test_a_run_cut_mid_slice_keeps_its_last_evaluation_unreported(
+    blobs: ClassificationSplits,
+) -> None:
+    # Another trial's value at slice 2 covers a whole half-epoch; this one's would not.
+    study = optuna.create_study()
+    spe = len(blobs.train_y) // 32
+    config = cpu_config(batch_size=32, epochs=2, evals_per_epoch=2, max_steps=spe // 2 + 2)
+    result = train(small_mlp(blobs), blobs, config, trial=study.ask())
+    assert [r.report_step for r in result.history] == [1, None]
+    assert result.history[-1].step == spe // 2 + 2 and result.stopped_by == "max_steps"
+    assert list(study.trials[0].intermediate_values) == [1]
+    assert result.best_val_loss == min(r.val_loss for r in result.history)
+
+
 def test_time_budget_and_target_stop_early(blobs: ClassificationSplits) -> None:
     timed = train(small_mlp(blobs), blobs, cpu_config(time_budget_s=1e-4, eval_interval=1000))
     assert timed.stopped_by == "time" and timed.steps >= 1 and len(timed.history) == 1
@@ -388,6 +422,8 @@ def test_config_validation_names_arguments() -> None:
         ({"max_steps": 10, "time_budget_s": 5}, "time_budget_s", 5.0),
         ({"epochs": 1, "grad_clip": np.float64(1.0)}, "grad_clip", 1.0),
         ({"epochs": 1, "betas": [np.float64(0.5), 0.75]}, "betas", (0.5, 0.75)),
+        ({"epochs": 1, "seed": 3.0}, "seed", 3),
+        ({"epochs": 1, "stop_at_val_loss": np.float32(0.5)}, "stop_at_val_loss", 0.5),
     ],
 )
 def test_config_stores_checked_values_as_python_numbers(
@@ -412,6 +448,9 @@ def test_config_stores_checked_values_as_python_numbers(
         ({"betas": (0.9, math.nan)}, r"`betas\[1\]` must be a finite number in \[0, 1\)"),
         ({"betas": 0.9}, r"`betas` must be a pair of numbers"),
         ({"evals_per_epoch": 0}, r"`evals_per_epoch` must be an integer >= 1, got 0\."),
+        ({"seed": -1}, r"`seed` must be an integer in \[0, 9223372036854775807\], got -1\."),
+        ({"stop_at_val_loss": "0.5"}, r"`stop_at_val_loss` must be None or a finite number"),
+        ({"stop_at_val_loss": math.nan}, r"`stop_at_val_loss` must be None or a finite number"),
     ],
 )
 def test_config_refuses_non_finite_and_mistyped_values(

@@ -285,6 +285,28 @@ def test_genetic_sampler_evolves_architectures_as_a_whole() -> None:
         assert "optuna_evo:arch_crossover" in t.system_attrs
 
 
+def test_a_study_resumed_with_other_input_widths_evolves_on() -> None:
+    # One more input feature: parents planned for 12 inputs cross and mutate into 13-input
+    # children (crossing them as they were raised a ValueError in before_trial).
+    wider = {**GENES, "layers": [[13, *layers[1:]] for layers in GENES["layers"]]}
+
+    def objective(trial: optuna.Trial) -> float:
+        arch = suggest_architecture(trial, wider)
+        trial.set_user_attr("architecture", arch.to_dict())
+        return float(sum(arch.widths[1:-1]))
+
+    study = optuna.create_study()
+    study.sampler = GeneticSampler(population_size=4, architecture_space=GENES, seed=0)
+    study.optimize(_arch_objective, n_trials=12)
+    study.sampler = GeneticSampler(population_size=4, architecture_space=wider, seed=0)
+    study.optimize(objective, n_trials=12)
+    for t in study.trials[12:]:
+        planned = Architecture.from_dict(t.system_attrs["optuna_evo:architecture"])
+        assert planned.n_inputs == 13
+        assert planned == Architecture.from_dict(t.user_attrs["architecture"])
+    assert any(_lineage(study, t).role == "child" for t in study.trials[12:])
+
+
 # --- surrogate ----------------------------------------------------------------------------
 
 

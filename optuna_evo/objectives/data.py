@@ -13,7 +13,8 @@ Image datasets (FashionMNIST, MNIST) are read from the idx ``.gz`` files with ``
 2. ``$OPTUNA_EVO_DATA_DIR`` (the directory itself or its ``<name>`` subfolder),
 3. ``./.data/<name>`` relative to the working directory,
 4. ``/usr/share/datasets/<name>`` (Debian's ``dataset-fashion-mnist`` package),
-5. a download with torchvision into ``cache_dir`` when ``download=True``.
+5. the download cache (``cache_dir``), where an earlier ``download=True`` put the files,
+6. a download with torchvision into ``cache_dir`` when ``download=True``.
 
 If nothing is found, :class:`DataNotFoundError` lists every place looked at and how to provide
 the files.
@@ -33,11 +34,13 @@ from pathlib import Path
 import struct
 import tempfile
 import urllib.request
+import zlib
 
 import numpy as np
 import torch
 
 from optuna_evo._logging import get_logger
+from optuna_evo._validation import MAX_TORCH_SEED
 from optuna_evo._validation import check_choice
 from optuna_evo._validation import check_float
 from optuna_evo._validation import check_int
@@ -306,8 +309,14 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        # An interrupted download, or an error page saved under the data file's name.
+        raise ValueError(
+            f"{path} is not a readable gzip file ({e}); delete it and provide it again."
+        ) from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{path} is not an idx file (bad magic number).")
     type_code, ndim = raw[2], raw[3]
@@ -419,7 +428,8 @@ def load_image_dataset(
         max_val: Keep only this many validation images.
         max_test: Keep only this many test images.
         download: Download with torchvision into ``cache_dir`` if no local files are found.
-        cache_dir: Download directory; defaults to :func:`default_cache_dir` ``/ name``.
+        cache_dir: Download directory, also searched (see the module docstring); defaults to
+            ``data_dir`` if given, else :func:`default_cache_dir` ``/ name``.
 
     Returns:
         The :class:`ClassificationSplits` (cached: calling again with the same arguments
@@ -434,6 +444,7 @@ def load_image_dataset(
     max_val = check_int("max_val", max_val, 1, none_ok=True)
     max_test = check_int("max_test", max_test, 1, none_ok=True)
     n_val = check_int("n_val", n_val, 1)
+    split_seed = check_int("split_seed", split_seed, 0, MAX_TORCH_SEED)
     device = resolve_device(device)
     directory = find_image_dir(name, data_dir, download=download, cache_dir=cache_dir)
     key = (name, str(directory), str(device), n_val, split_seed, max_train, max_val, max_test)
@@ -523,7 +534,7 @@ def find_image_dir(
         name: ``"fashion-mnist"`` or ``"mnist"``.
         data_dir: Explicit directory (searched alone).
         download: Download with torchvision when nothing is found.
-        cache_dir: Download directory (default: ``data_dir`` if given, else
+        cache_dir: Download directory, also searched (default: ``data_dir`` if given, else
             :func:`default_cache_dir` ``/ name``).
 
     Returns:
@@ -532,19 +543,19 @@ def find_image_dir(
     Raises:
         DataNotFoundError: If the files are not found and cannot be downloaded.
     """
-    searched = image_search_paths(name, data_dir)
-    for candidate in searched:
-        if _has_idx_files(candidate):
-            return candidate.resolve()
     tv_name, _, _, apt_package = _IMAGE_DATASETS[name]
     if cache_dir is None:
         cache_dir = data_dir if data_dir is not None else default_cache_dir() / name
     cache = Path(cache_dir).expanduser()
+    raw_dir = cache / tv_name / "raw"
+    searched = image_search_paths(name, data_dir)
+    if raw_dir not in searched:
+        searched.append(raw_dir)  # What an earlier download fetched.
+    for candidate in searched:
+        if _has_idx_files(candidate):
+            return candidate.resolve()
     download_error = ""
     if download:
-        raw_dir = cache / tv_name / "raw"
-        if _has_idx_files(raw_dir):
-            return raw_dir.resolve()
         try:
             _download_torchvision(tv_name, cache)
         except Exception as e:  # Any network / torchvision failure ends in one clear error.
@@ -557,10 +568,15 @@ def find_image_dir(
     how: list[tuple[str | None, str]] = [("data_dir", f"<directory holding {files}>")]
     if apt_package:
         how.append((None, f"install Debian's package (apt-get install {apt_package})"))
-    how += [
-        (None, f"set ${ENV_DATA_DIR} to that directory (or a parent with a '{name}' subfolder)"),
-        ("download", f" to fetch it with torchvision into {cache}"),
-    ]
+    if data_dir is None:  # An explicit data_dir overrides the variable.
+        how.append(
+            (
+                None,
+                f"set ${ENV_DATA_DIR} to that directory (or a parent with a '{name}' subfolder)",
+            )
+        )
+    if not download:  # Else the download just failed; download_error says why.
+        how.append(("download", f" to fetch it with torchvision into {cache}"))
     raise DataNotFoundError(f"{name} idx files not found.", searched, how, download_error)
 
 
@@ -620,7 +636,7 @@ def text_search_paths(data_path: str | os.PathLike[str] | None = None) -> list[P
     """
     if data_path is not None:
         path = Path(data_path).expanduser()
-        return [path] if path.suffix == ".txt" else [path / "input.txt"]
+        return [path / "input.txt"] if path.is_dir() else [path]
     name = "tinyshakespeare"
     paths: list[Path] = []
     env = os.environ.get(ENV_DATA_DIR)
@@ -647,7 +663,8 @@ def find_tiny_shakespeare(
     Args:
         data_path: Explicit file or directory (searched alone).
         download: Download from :data:`TINY_SHAKESPEARE_URL` when nothing is found.
-        cache_dir: Download directory (default :func:`default_cache_dir` ``/ tinyshakespeare``).
+        cache_dir: Download directory, also searched (default :func:`default_cache_dir`
+            ``/ tinyshakespeare``).
 
     Returns:
         The resolved file path.
@@ -655,16 +672,16 @@ def find_tiny_shakespeare(
     Raises:
         DataNotFoundError: If the file is not found and cannot be downloaded.
     """
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir() / "tinyshakespeare"
+    target = cache / "input.txt"
     searched = text_search_paths(data_path)
+    if target not in searched:
+        searched.append(target)  # What an earlier download fetched.
     for candidate in searched:
         if candidate.is_file():
             return candidate.resolve()
-    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir() / "tinyshakespeare"
-    target = cache / "input.txt"
     download_error = ""
     if download:
-        if target.is_file():
-            return target.resolve()
         tmp: Path | None = None
         try:
             cache.mkdir(parents=True, exist_ok=True)
@@ -683,14 +700,18 @@ def find_tiny_shakespeare(
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
     how: list[tuple[str | None, str]] = [
-        ("data_path", "<path of input.txt, or the directory holding it>"),
-        (
-            None,
-            f"set ${ENV_DATA_DIR} to a directory holding input.txt (or a 'tinyshakespeare' "
-            "subfolder)",
-        ),
-        ("download", f" to fetch {TINY_SHAKESPEARE_URL} into {cache}"),
+        ("data_path", "<path of input.txt, or the directory holding it>")
     ]
+    if data_path is None:  # An explicit data_path overrides the variable.
+        how.append(
+            (
+                None,
+                f"set ${ENV_DATA_DIR} to a directory holding input.txt (or a 'tinyshakespeare' "
+                "subfolder)",
+            )
+        )
+    if not download:  # Else the download just failed; download_error says why.
+        how.append(("download", f" to fetch {TINY_SHAKESPEARE_URL} into {cache}"))
     raise DataNotFoundError(
         "tiny shakespeare (input.txt) not found.", searched, how, download_error
     )
@@ -802,6 +823,7 @@ def make_synthetic(
         The :class:`ClassificationSplits` with ``x`` of shape ``(N, n_features)``.
     """
     n = check_int("n", n, 3)
+    seed = check_int("seed", seed, 0, MAX_TORCH_SEED)
     n_features = check_int("n_features", n_features, 1)
     n_classes = check_int("n_classes", n_classes, 2)
     val_fraction = check_float("val_fraction", val_fraction, 0, 1, low_open=True, high_open=True)

@@ -47,6 +47,7 @@ import torch
 
 from optuna_evo import checkpoint
 from optuna_evo._logging import get_logger
+from optuna_evo._validation import MAX_TORCH_SEED
 from optuna_evo._validation import check_choice
 from optuna_evo._validation import check_float
 from optuna_evo._validation import check_int
@@ -154,7 +155,7 @@ class _Task:
         artifact_store: ArtifactStore | None,
         time_budget_s: float | None,
     ) -> None:
-        seed = check_int("seed", seed)
+        seed = check_int("seed", seed, 0, MAX_TORCH_SEED)
         time_budget_s = check_float("time_budget_s", time_budget_s, 0, low_open=True, none_ok=True)
         if artifact_store is not None and not checkpoint.is_artifact_store(artifact_store):
             raise ValueError(
@@ -298,7 +299,7 @@ class FashionMNISTCNN(_ImageTask):
         epochs: Epochs per trial.
         reports_per_epoch: Validation reports (``trial.report``) per epoch; more than one gives
             a pruner or :class:`~optuna_evo.GenderSampler` a learning curve from a short run.
-            The step reported is then the optimizer step, else the epoch
+            The step reported counts these slices of an epoch, whatever the batch size
             (:class:`~optuna_evo.objectives.TrainConfig`'s ``evals_per_epoch``).
         max_train: Use only this many training images (fast CPU runs).
         max_val: Use only this many validation images.
@@ -401,7 +402,7 @@ class MLPTask(_ImageTask):
         epochs: Epochs per trial.
         reports_per_epoch: Validation reports (``trial.report``) per epoch; more than one gives
             a pruner or :class:`~optuna_evo.GenderSampler` a learning curve from a short run.
-            The step reported is then the optimizer step, else the epoch
+            The step reported counts these slices of an epoch, whatever the batch size
             (:class:`~optuna_evo.objectives.TrainConfig`'s ``evals_per_epoch``).
         architecture_fn: ``fn(trial) -> Architecture``; its widths must start with the input
             width (784 for the image sets) and end with the number of classes.

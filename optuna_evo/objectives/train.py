@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from optuna_evo._logging import get_logger
+from optuna_evo._validation import MAX_TORCH_SEED
 from optuna_evo._validation import check_choice
 from optuna_evo._validation import check_float
 from optuna_evo._validation import check_int
@@ -101,8 +102,10 @@ class TrainConfig:
         eval_interval: Evaluate every this many steps; ``None`` evaluates once per epoch
             (classification) or every 250 steps (LM). The final step is always evaluated.
         evals_per_epoch: Classification with ``eval_interval=None``: evaluate (and report)
-            this many times an epoch, at the optimizer step, instead of once at each epoch's
-            end. More than one gives a pruner a learning curve from a short run.
+            this many times an epoch instead of once at each epoch's end. The reported step
+            counts these slices of an epoch (epoch ``e`` ends at step ``e * evals_per_epoch``),
+            so trials with different batch sizes report comparable steps to a pruner. More than
+            one gives a pruner a learning curve from a short run.
         eval_batch_size: Evaluation batch size; ``None`` = 2048 for classification and
             ``batch_size`` for LM. An LM evaluation scores ``eval_iters`` batches of this many
             windows, drawn once from a fixed seed: keep it fixed across trials so that their
@@ -170,6 +173,10 @@ class TrainConfig:
         for arg in (*optional, "step_size"):
             setattr(self, arg, check_int(arg, getattr(self, arg), 1, none_ok=True))
         self.warmup_steps = check_int("warmup_steps", self.warmup_steps, 0)
+        self.seed = check_int("seed", self.seed, 0, MAX_TORCH_SEED)
+        self.stop_at_val_loss = check_float(
+            "stop_at_val_loss", self.stop_at_val_loss, none_ok=True
+        )
         self.nan_check_interval = check_int("nan_check_interval", self.nan_check_interval, 0)
         self.time_budget_s = check_float(
             "time_budget_s", self.time_budget_s, 0, low_open=True, none_ok=True
@@ -199,8 +206,12 @@ class EvalRecord:
 
     Attributes:
         step: Optimizer steps done.
-        report_step: Step passed to ``trial.report`` (the epoch number when evaluating per
-            epoch, else ``step``).
+        report_step: Step passed to ``trial.report``: with per-epoch evaluation the number of
+            ``1 / evals_per_epoch`` epoch slices done (with one evaluation an epoch, the epoch
+            number), else ``step``. ``None`` for a last evaluation between two slice ends (a
+            run stopped by ``max_steps`` or its time budget mid-slice): it counts for the
+            result, but is not reported, since other trials' values at that step cover a whole
+            slice.
         epoch: Fractional epochs done.
         val_loss: Mean validation loss.
         val_accuracy: Validation accuracy (classification), else ``None``.
@@ -210,7 +221,7 @@ class EvalRecord:
     """
 
     step: int
-    report_step: int
+    report_step: int | None
     epoch: float
     val_loss: float
     val_accuracy: float | None
@@ -510,13 +521,14 @@ class _Run:
         if config.epochs is not None:
             limits.append(config.epochs * self.steps_per_epoch)
         self.total_steps = min(limits) if limits else None
-        by_epoch = config.eval_interval is None and task == "classification"
-        # Evaluations at epoch ends report the epoch number; any other cadence the step.
-        self.per_epoch_eval = by_epoch and config.evals_per_epoch == 1
-        if by_epoch:
-            self.eval_interval = max(1, self.steps_per_epoch // config.evals_per_epoch)
-        else:
-            self.eval_interval = config.eval_interval or 250
+        # Per-epoch evaluation reports epoch slices (independent of the batch size, so
+        # trials stay comparable); any other cadence reports the optimizer step.
+        self.slices_per_epoch = (
+            config.evals_per_epoch
+            if config.eval_interval is None and task == "classification"
+            else None
+        )
+        self.eval_interval = config.eval_interval or 250
         self.optimizer = make_optimizer(model, config, device)
         self.scheduler = make_scheduler(
             self.optimizer, config, self.steps_per_epoch, self.total_steps
@@ -601,6 +613,19 @@ class _Run:
             loss=loss,
         )
 
+    def _report_step(self, step: int, last: bool) -> int | None:
+        """The step to report after optimizer step ``step``; ``None`` if none is due.
+
+        Per-epoch evaluation is due when ``step`` completes a slice of ``1 / evals_per_epoch``
+        epoch (at ``ceil(k * steps_per_epoch / evals_per_epoch)``, so epoch ends always are);
+        the ``last`` step of a run is evaluated anyway, but reported only on a slice's end.
+        """
+        if self.slices_per_epoch is None:
+            return step if last or step % self.eval_interval == 0 else None
+        done = step * self.slices_per_epoch // self.steps_per_epoch
+        before = (step - 1) * self.slices_per_epoch // self.steps_per_epoch
+        return done if done > before else None
+
     def run(self) -> TrainResult:
         config, trial = self.config, self.trial
         self.model.train()
@@ -634,7 +659,8 @@ class _Run:
             elif config.time_budget_s is not None:
                 if time.perf_counter() - t_start >= config.time_budget_s:
                     stopped_by = "time"
-            if not stopped_by and step % self.eval_interval:
+            report_step = self._report_step(step, last=bool(stopped_by))
+            if not stopped_by and report_step is None:
                 if config.nan_check_interval and step % config.nan_check_interval == 0:
                     if probe.diverged(running):
                         raise self._diverged(step, math.nan, "training")
@@ -649,7 +675,6 @@ class _Run:
             val_loss, val_acc = self.evaluate()
             if not math.isfinite(val_loss):
                 raise self._diverged(step, val_loss, "validation")
-            report_step = len(history) + 1 if self.per_epoch_eval else step
             record = EvalRecord(
                 step=step,
                 report_step=report_step,
@@ -663,7 +688,7 @@ class _Run:
             history.append(record)
             running.zero_()
             n_running = 0
-            if trial is not None:
+            if trial is not None and report_step is not None:
                 trial.report(val_loss, report_step)
                 if trial.should_prune():
                     self._set_user_attrs(record, step, time.perf_counter() - t_start, train_only)

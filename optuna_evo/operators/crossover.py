@@ -81,13 +81,18 @@ class BlendCrossover(BaseCrossover):
 def make_crossover(
     name: str | BaseCrossover, swapping_prob: float, blend_alpha: float
 ) -> BaseCrossover:
-    """Build a crossover operator from its name (``"uniform"`` or ``"blend"``)."""
+    """Build a crossover operator from its name (``"uniform"`` or ``"blend"``).
+
+    Both settings are checked whichever operator is chosen: a typo does not wait for a switch.
+    """
+    named: dict[str, BaseCrossover] = {
+        "uniform": UniformCrossover(swapping_prob),
+        "blend": BlendCrossover(blend_alpha),
+    }
     if isinstance(name, BaseCrossover):
         return name
-    if name == "uniform":
-        return UniformCrossover(swapping_prob)
-    if name == "blend":
-        return BlendCrossover(blend_alpha)
+    if isinstance(name, str) and name in named:
+        return named[name]
     raise ValueError(f"`crossover` must be 'uniform', 'blend' or a BaseCrossover, got {name!r}.")
 
 

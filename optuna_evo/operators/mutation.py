@@ -64,11 +64,16 @@ class GaussianMutation(BaseMutation):
 
 
 def make_mutation(name: str | BaseMutation, sigma: float) -> BaseMutation:
-    """Build a mutation operator from its name (``"reset"`` or ``"gaussian"``)."""
+    """Build a mutation operator from its name (``"reset"`` or ``"gaussian"``).
+
+    ``sigma`` is checked whichever operator is chosen: a typo does not wait for a switch.
+    """
+    named: dict[str, BaseMutation] = {
+        "reset": ResetMutation(),
+        "gaussian": GaussianMutation(sigma),
+    }
     if isinstance(name, BaseMutation):
         return name
-    if name == "reset":
-        return ResetMutation()
-    if name == "gaussian":
-        return GaussianMutation(sigma)
+    if isinstance(name, str) and name in named:
+        return named[name]
     raise ValueError(f"`mutation` must be 'reset', 'gaussian' or a BaseMutation, got {name!r}.")

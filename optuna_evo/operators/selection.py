@@ -90,6 +90,13 @@ class BaseSelection(abc.ABC):
     def pick(self, ranked: Sequence[FrozenTrial], n: int, rng: np.random.RandomState) -> list[int]:
         """Return the indices (into ``ranked``) of ``n`` parents for one child."""
 
+    def n_survivors(self, population_size: int) -> int:
+        """How many trials :meth:`survivors` keeps at most (bounds the number of elites).
+
+        The default, ``population_size``, suits a selection that keeps the whole population.
+        """
+        return population_size
+
     def validate(self, population_size: int) -> None:  # noqa: B027 - optional hook
         """Raise ``ValueError`` if this operator cannot work with ``population_size``."""
 
@@ -158,13 +165,18 @@ class TournamentSelection(BaseSelection):
 def make_selection(
     name: str | BaseSelection, survival_fraction: float, tournament_size: int
 ) -> BaseSelection:
-    """Build a selection operator from its name (``"truncation"`` or ``"tournament"``)."""
+    """Build a selection operator from its name (``"truncation"`` or ``"tournament"``).
+
+    Both settings are checked whichever operator is chosen: a typo does not wait for a switch.
+    """
+    named: dict[str, BaseSelection] = {
+        "truncation": TruncationSelection(survival_fraction),
+        "tournament": TournamentSelection(tournament_size),
+    }
     if isinstance(name, BaseSelection):
         return name
-    if name == "truncation":
-        return TruncationSelection(survival_fraction)
-    if name == "tournament":
-        return TournamentSelection(tournament_size)
+    if isinstance(name, str) and name in named:
+        return named[name]
     raise ValueError(
         f"`selection` must be 'truncation', 'tournament' or a BaseSelection, got {name!r}."
     )

@@ -289,8 +289,6 @@ class TrustWeightedSelection(BaseSelection):
     def survivors(self, ranked: Sequence[FrozenTrial], population_size: int) -> list[FrozenTrial]:
         """Return the ``survival_fraction`` of ``population_size`` with the highest trust."""
         n = self.n_survivors(population_size)
-        if not all(isinstance(t, FrozenTrial) for t in ranked):
-            return list(ranked[:n])  # GeneticSampler counts survivors with plain placeholders
         scores = self.effective_trust(ranked)
         # Stable: equal trust keeps the value ranking.
         order = sorted(range(len(ranked)), key=lambda i: -scores[i])

@@ -408,8 +408,12 @@ class PopulationSampler(BaseGASampler, abc.ABC):
             ``optuna_evo:arch_crossover`` (the cuts) and ``optuna_evo:arch_mutation``.
         """
         space = self._arch_space
-        archs = [self.architecture_of(p) for p in parents]
-        if space is None or not archs or archs[0] is None:
+        if space is None:
+            return None
+        # Projected first: a study resumed with another space (other input or output widths,
+        # depth bounds) crosses parents that fit it.
+        archs = [a if a is None else space.project(a) for a in map(self.architecture_of, parents)]
+        if not archs or archs[0] is None:
             return None
         extras: dict[str, Any] = {}
         arch = archs[0]
@@ -459,8 +463,15 @@ class PopulationSampler(BaseGASampler, abc.ABC):
             if usable:
                 return value
         with self._lock:
-            value = self.draw_param(plan, param_name, param_distribution)
-        assert contains(param_distribution, value), (param_name, value)
+            drawn = self.draw_param(plan, param_name, param_distribution)
+        # Custom operators may return numpy scalars or stray outside: native, or a clear error.
+        usable, value = _native(param_distribution, drawn)
+        if not usable:
+            raise ValueError(
+                f"{type(self).__name__} drew {drawn!r} for parameter {param_name!r}, outside "
+                f"{param_distribution}; a custom crossover or mutation must return a value "
+                "inside the distribution it is given."
+            )
         return value
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -967,8 +978,10 @@ def _choose(
 
 
 def _native(distribution: BaseDistribution, value: Any) -> tuple[bool, Any]:
-    # A pre-drawn value (read back from JSON) as the native type of ``distribution``; False
-    # when the distribution changed and no longer holds it. (None can be a valid choice.)
+    # A pre-drawn value (read back from JSON) or an operator's result as the native type of
+    # ``distribution``; False when the distribution does not hold it. (None can be a choice.)
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(distribution, optuna.distributions.FloatDistribution):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False, None

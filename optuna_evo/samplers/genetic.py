@@ -137,14 +137,12 @@ class GeneticSampler(PopulationSampler):
         self._crossover_prob = check_probability("crossover_prob", crossover_prob)
         self._mutation_prob = check_probability("mutation_prob", mutation_prob)
         population_size = int(population_size)  # Checked by PopulationSampler.
-        # Checked even when truncation ignores it, so a typo does not wait for a switch.
-        tournament_size = check_int("tournament_size", tournament_size, 1)
         self._selection = make_selection(selection, survival_fraction, tournament_size)
         self._selection.validate(population_size)
         self._crossover = make_crossover(crossover, swapping_prob, blend_alpha)
         self._mutation = make_mutation(mutation, mutation_sigma)
         n_elites = check_int("n_elites", n_elites, 0, population_size - 1)
-        n_survivors = len(self._selection.survivors(range(population_size), population_size))  # type: ignore[arg-type]
+        n_survivors = self._selection.n_survivors(population_size)
         if n_elites > n_survivors:
             raise ValueError(
                 f"`n_elites`={n_elites} exceeds the {n_survivors} survivors per generation; "
