@@ -685,6 +685,49 @@ def _shift_skips(
     return out
 
 
+def align_hidden_layers(parent: Architecture, child: Architecture) -> dict[int, int]:
+    """Which hidden layer of ``child`` continues each hidden layer of ``parent``.
+
+    A child inheriting weights should get each trained layer on the layer it became: after an
+    added or removed layer, the layers behind it moved by one place. Equal depths map every
+    layer to itself (a width or activation change keeps the layer's place). Otherwise the
+    layers are matched in order on equal ``(width, block type)``, as many as possible (a
+    longest common subsequence); ties prefer the earlier layers. Unmatched layers continue
+    nothing: a new layer keeps its fresh weights, a removed one is dropped.
+
+    Args:
+        parent: The architecture the weights were trained in.
+        child: The architecture that inherits them.
+
+    Returns:
+        ``{parent hidden index: child hidden index}``, increasing in both.
+    """
+    if parent.n_hidden == child.n_hidden:
+        return {k: k for k in range(parent.n_hidden)}
+    a = list(zip(parent.widths[1:-1], parent.blocks))
+    b = list(zip(child.widths[1:-1], child.blocks))
+    # longest[i][j]: most matches between a[i:] and b[j:].
+    longest = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) - 1, -1, -1):
+        for j in range(len(b) - 1, -1, -1):
+            longest[i][j] = (
+                longest[i + 1][j + 1] + 1
+                if a[i] == b[j]
+                else max(longest[i + 1][j], longest[i][j + 1])
+            )
+    pairs: dict[int, int] = {}
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if a[i] == b[j] and longest[i][j] == longest[i + 1][j + 1] + 1:
+            pairs[i] = j
+            i, j = i + 1, j + 1
+        elif longest[i + 1][j] >= longest[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return pairs
+
+
 def suggest_architecture(trial: Any, search_space: Mapping[str, Any]) -> Architecture:
     """Suggest an MLP architecture from ``search_space`` in a define-by-run objective.
 

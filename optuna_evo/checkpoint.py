@@ -27,7 +27,9 @@ training, so a child (or an elite) starts from the weights its primary parent sa
 Checkpoints are `safetensors <https://huggingface.co/docs/safetensors>`_ files: tensors and a
 string header only, so loading one never runs code (nothing is ever unpickled). Each is uploaded
 with :func:`optuna.artifacts.upload_artifact` under the name ``checkpoint.safetensors``, and the
-trial system attr ``optuna_evo:checkpoint`` points at the newest one.
+trial system attr ``optuna_evo:checkpoint`` points at the newest one. Nothing is ever deleted
+(any finished trial may still be a parent); remove files you no longer need with the store's
+``remove(artifact_id)``.
 
 All workers must share one artifact store (a shared folder for
 :class:`~optuna.artifacts.FileSystemArtifactStore`, or an S3 / GCS store): a child can only
@@ -58,6 +60,7 @@ from torch import nn
 
 from optuna_evo._logging import get_logger
 from optuna_evo._validation import check_float
+from optuna_evo.architecture import Architecture
 from optuna_evo.samplers._population import WEIGHT_NOISE_KEY
 from optuna_evo.samplers._population import parents
 
@@ -81,6 +84,7 @@ CHECKPOINT_KEY = "optuna_evo:checkpoint"
 """Trial system attr holding the artifact id of the trial's newest checkpoint."""
 
 _DEFAULT_ARTIFACT_DIR = "optuna-evo-artifacts"
+_WRAPPER_PREFIXES = ("_orig_mod.", "module.")
 _HEADER_KEY = "optuna_evo"  # key of our JSON document in the safetensors header metadata
 _FORMAT_VERSION = 1
 _logger = get_logger(__name__)
@@ -97,7 +101,8 @@ class CheckpointError(ValueError):
 class LoadReport:
     """What :func:`load_parent` or :func:`load` copied into the model.
 
-    Keys are the model's ``state_dict`` keys (parameters and persistent buffers).
+    Keys are the model's ``state_dict`` keys (parameters and persistent buffers), without the
+    prefixes of ``torch.compile`` or ``DataParallel`` wrappers.
 
     Attributes:
         parent_number: Number of the trial whose checkpoint was loaded (the primary parent for
@@ -108,7 +113,10 @@ class LoadReport:
             values (its fresh initialisation).
         missing: Model keys the checkpoint has no tensor for; they kept the model's values.
         unexpected: Checkpoint keys the model has no tensor for; they were ignored.
-        skipped: Keys on both sides whose number of dimensions differs; not copied.
+        skipped: Keys on both sides whose number of dimensions differs, or whose shape differs
+            in a tensor the model stacks (its ``stacked_parameters``, e.g. a transformer's
+            fused q/k/v projection, where an overlapping slice would mix q, k and v); not
+            copied.
         metadata: The ``metadata`` passed to :func:`save` (empty if none).
     """
 
@@ -198,6 +206,9 @@ def save(
         "trial_number": trial.number,
         "metadata": user,
     }
+    arch = getattr(model_or_state_dict, "arch", None)
+    if isinstance(arch, Architecture):  # an MLP: lets a deeper or shallower child align layers
+        header["architecture"] = arch.to_dict()
     with tempfile.TemporaryDirectory(prefix="optuna-evo-") as tmp:
         path = os.path.join(tmp, CHECKPOINT_FILENAME)
         safetensors.torch.save_file(tensors, path, metadata={_HEADER_KEY: json.dumps(header)})
@@ -230,6 +241,12 @@ def load_parent(
     ``optuna_evo.parents(trial)[0]``: the copied trial for an elite, the first mate for a
     child. Tensors of the same shape are copied; when a mutation changed a shape but not the
     number of dimensions, the overlapping slice is copied and the rest keeps the model's values.
+    For an :class:`~optuna_evo.objectives.MLP` saved by :func:`save`, whose checkpoint records
+    its architecture, a layer added or removed in the child does not shift the others: each
+    trained layer goes to the child's layer that continues it
+    (:meth:`~optuna_evo.objectives.MLP.inherit_state`), the output layer to the output layer,
+    and a layer the child adds starts as the identity, so the child starts from its parent's
+    function.
 
     Args:
         trial: The running trial.
@@ -416,6 +433,7 @@ def _tensors_to_save(
 def _read_checkpoint(
     number: int, artifact_id: str, store: Any
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The checkpoint's tensors (keys without wrapper prefixes) and its header."""
     with tempfile.TemporaryDirectory(prefix="optuna-evo-") as tmp:
         path = os.path.join(tmp, CHECKPOINT_FILENAME)
         try:
@@ -444,8 +462,30 @@ def _read_checkpoint(
         _logger.warning(
             f"Checkpoint {artifact_id} of trial {number} says it was saved by trial {saved_by}."
         )
-    metadata = info.get("metadata")
-    return tensors, metadata if isinstance(metadata, dict) else {}
+    return {_unwrapped(k): v for k, v in tensors.items()}, info
+
+
+def _unwrapped(key: str) -> str:
+    # torch.compile and DataParallel wrappers prefix every key; checkpoints match without them.
+    for prefix in _WRAPPER_PREFIXES:
+        key = key.removeprefix(prefix)
+    return key
+
+
+def _aligned(
+    source: dict[str, torch.Tensor], info: Mapping[str, Any], model: nn.Module
+) -> dict[str, torch.Tensor]:
+    """``source`` with an MLP parent's layers renamed to the child's layers that continue them."""
+    from optuna_evo.objectives.models import MLP  # deferred: objectives import this module
+
+    stored = info.get("architecture")
+    if not isinstance(model, MLP) or not isinstance(stored, Mapping):
+        return source
+    try:
+        parent = Architecture.from_dict(stored)
+    except ValueError:
+        return source  # an unreadable record: copy by name, as for any model
+    return model.inherit_state(parent, source)
 
 
 def _load_into(
@@ -458,8 +498,13 @@ def _load_into(
     generator: torch.Generator | None = None,
     strict: bool = False,
 ) -> LoadReport:
-    source, metadata = _read_checkpoint(number, artifact_id, store)
-    target = model.state_dict()
+    source, info = _read_checkpoint(number, artifact_id, store)
+    metadata = info.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    source = _aligned(source, info, model)
+    # The model's tensors (views of its parameters and buffers), keys without wrapper prefixes.
+    target = {_unwrapped(k): v for k, v in model.state_dict().items()}
+    stacked = tuple(getattr(model, "stacked_parameters", ()))
 
     # Plan every copy before touching the model, so an error leaves it unchanged.
     regions: dict[str, tuple[slice, ...]] = {}
@@ -472,7 +517,7 @@ def _load_into(
             continue
         if src.shape == dst.shape:
             copied.append(key)
-        elif src.dim() == dst.dim():
+        elif src.dim() == dst.dim() and not key.endswith(stacked):
             partial.append(key)
         else:
             skipped.append(key)
@@ -505,13 +550,20 @@ def _load_into(
             f"checkpoint of trial {number} does not fit the model: {'; '.join(problems)}."
         )
 
+    if not regions and source:
+        _logger.warning(
+            f"No tensor of trial {number}'s checkpoint fits the model (the model's keys: "
+            f"{list(target)[:3]}..., the checkpoint's: {list(source)[:3]}...); it keeps its "
+            "fresh weights."
+        )
     with torch.no_grad():
         for key, region in regions.items():
             # copy_ casts dtype and moves to the model's device.
             target[key][region].copy_(source[key][region])
         if noise_std > 0:
             # named_parameters() lists a tied parameter once, so it gets noise once.
-            for key, param in model.named_parameters():
+            for name, param in model.named_parameters():
+                key = _unwrapped(name)
                 if key not in regions or not param.is_floating_point():
                     continue
                 view = param[regions[key]]

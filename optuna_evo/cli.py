@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Sequence
+import contextlib
 import functools
 import importlib.util
 import os
@@ -290,7 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write the evolution plots as HTML (and PNG)")
     _add_storage_args(report)
-    report.add_argument("--out", required=True, help="output folder (created if needed)")
+    report.add_argument(
+        "--out",
+        required=True,
+        help="output folder (created if needed); an earlier report's plots there are "
+        "replaced, or removed when skipped",
+    )
 
     export = sub.add_parser("export-csv", help="write the evolution log as CSV")
     _add_storage_args(export)
@@ -309,7 +316,9 @@ def _one_line(error: BaseException) -> str:
 def open_storage(url: str, must_exist: bool, heartbeat_s: int = 0) -> optuna.storages.BaseStorage:
     """Open an RDB storage URL, turning every failure into a :class:`CLIError`.
 
-    With ``must_exist`` a missing SQLite file is an error instead of a new empty database.
+    Failures include a database whose schema an older or newer Optuna set up (Optuna's
+    message says to run ``optuna storage upgrade`` or to update Optuna). With ``must_exist``
+    a missing SQLite file is an error instead of a new empty database.
     With ``heartbeat_s`` > 0 a running trial records a heartbeat that often; one silent for
     twice as long (its worker was killed) is failed by the next trial to start anywhere and
     re-run with the same params and place in the evolution, up to :data:`MAX_RETRIES` times.
@@ -327,6 +336,9 @@ def open_storage(url: str, must_exist: bool, heartbeat_s: int = 0) -> optuna.sto
             )
         return optuna.storages.get_storage(url)
     except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as e:
+        raise CLIError(f"cannot open storage {url!r}: {_one_line(e)}") from None
+    except RuntimeError as e:
+        # Optuna's schema check: the remedy (`optuna storage upgrade`) is in its message.
         raise CLIError(f"cannot open storage {url!r}: {_one_line(e)}") from None
 
 
@@ -811,6 +823,31 @@ def _kaleido_available() -> bool:
     return importlib.util.find_spec("kaleido") is not None
 
 
+# The plots `report` writes, as {stem}.html (and {stem}.png) in --out.
+_REPORT_STEMS = ("genealogy", "generations", "optimization_history", "predictor_accuracy")
+
+
+@contextlib.contextmanager
+def _writing_out(out: str) -> Iterator[None]:
+    """Turn an ``OSError`` of writing ``--out`` into a one-line :class:`CLIError`."""
+    try:
+        yield
+    except OSError as e:  # a file in the way, no such folder, no permission, disk full, ...
+        reason = e.strerror or _one_line(e)
+        # The path that failed may be a folder above --out, or a file written inside it.
+        failed = e.filename
+        same = failed is None or os.path.normpath(os.fsdecode(failed)) == os.path.normpath(out)
+        where = "" if same else f" ({os.fsdecode(failed)})"
+        raise CLIError(f"cannot write --out {out!r}: {reason}{where}") from None
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove ``path``, a file an earlier ``report`` wrote that this one does not replace."""
+    if path.is_file():
+        path.unlink()
+        print(f"removed {path} (from an earlier report)")
+
+
 def _report(args: argparse.Namespace) -> int:
     from optuna_evo.predictors.population import stored_female_generations
     from optuna_evo.visualization import plot_genealogy
@@ -823,14 +860,17 @@ def _report(args: argparse.Namespace) -> int:
     if len(study.directions) > 1:
         raise CLIError(f"study {name!r} is multi-objective; the plots need a single objective")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    plots: list[tuple[str, Callable[[optuna.Study], Any]]] = [
-        ("genealogy", plot_genealogy),
-        ("generations", plot_generations),
-        ("optimization_history", optuna.visualization.plot_optimization_history),
-    ]
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {args.out!r} is a file; give a folder for the report")
+    with _writing_out(args.out):
+        out.mkdir(parents=True, exist_ok=True)
+    plots: dict[str, Callable[[optuna.Study], Any]] = {
+        "genealogy": plot_genealogy,
+        "generations": plot_generations,
+        "optimization_history": optuna.visualization.plot_optimization_history,
+    }
     if stored_female_generations(study):  # only GenderSampler studies have predictors
-        plots.append(("predictor_accuracy", plot_predictor_accuracy))
+        plots["predictor_accuracy"] = plot_predictor_accuracy
     png = _kaleido_available()
     if not png:
         print("note: kaleido is not installed, so no PNG files (pip install kaleido)")
@@ -838,22 +878,36 @@ def _report(args: argparse.Namespace) -> int:
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        for stem, plot in plots:
-            figure = plot(study)
-            if not figure.data:
+        for stem in _REPORT_STEMS:
+            # Files of an earlier report (maybe of another study) that this run does not
+            # rewrite would pass for this study's: they are removed below.
+            written: set[str] = set()
+            plot = plots.get(stem)
+            figure = plot(study) if plot is not None else None
+            if figure is not None and not figure.data:
                 notes = [a.text for a in figure.layout.annotations] or ["no COMPLETE trial"]
                 print(f"skipped {stem}: {notes[0]}")
-                continue
-            html = out / f"{stem}.html"
-            # plotly.min.js is written once beside the pages, so they open offline.
-            figure.write_html(html, include_plotlyjs="directory")
-            print(f"wrote {html}")
-            if png:
-                try:
-                    figure.write_image(out / f"{stem}.png")
-                    print(f"wrote {out / f'{stem}.png'}")
-                except Exception as e:  # kaleido needs a Chrome it can start
-                    print(f"note: no PNG of {stem}: {_one_line(e)}")
+            elif figure is not None:
+                # Pages of several studies side by side (or in a browser's tabs) say whose.
+                title = figure.layout.title.text
+                figure.update_layout(title_text=f"{title} — {name}" if title else name)
+                html = out / f"{stem}.html"
+                with _writing_out(args.out):
+                    # plotly.min.js is written once beside the pages, so they open offline.
+                    figure.write_html(html, include_plotlyjs="directory")
+                written.add(".html")
+                print(f"wrote {html}")
+                if png:
+                    try:
+                        figure.write_image(out / f"{stem}.png")
+                        written.add(".png")
+                        print(f"wrote {out / f'{stem}.png'}")
+                    except Exception as e:  # kaleido needs a Chrome it can start
+                        print(f"note: no PNG of {stem}: {_one_line(e)}")
+            for suffix in (".html", ".png"):
+                if suffix not in written:
+                    with _writing_out(args.out):
+                        _remove_stale(out / f"{stem}{suffix}")
     finally:
         optuna.logging.set_verbosity(verbosity)
     return 0
@@ -863,7 +917,10 @@ def _export_csv(args: argparse.Namespace) -> int:
     storage = open_storage(args.storage, must_exist=True)
     name = find_study_name(storage, args.storage, args.study_name)
     study = optuna.load_study(study_name=name, storage=storage)
-    n = optuna_evo.export_csv(study, args.out)
+    if os.path.isdir(args.out):
+        raise CLIError(f"--out {args.out!r} is a folder; give the CSV file's path")
+    with _writing_out(args.out):
+        n = optuna_evo.export_csv(study, args.out)
     print(f"wrote {n} rows of study {name!r} to {args.out}")
     return 0
 

@@ -62,7 +62,8 @@ def execution_details(study: optuna.Study) -> list[dict[str, Any]]:
       or a user's own ``arch_depth``) is a column like the rest.
 
     Trials that no optuna-evo sampler handled get an empty generation. Every row has the
-    same keys; a trial without some param has ``""`` there.
+    same keys; a trial without some param has ``""`` there, and one whose param is a
+    categorical ``None`` has ``None`` (written ``None`` by :func:`export_csv`).
 
     Args:
         study: The study to read.
@@ -74,12 +75,26 @@ def execution_details(study: optuna.Study) -> list[dict[str, Any]]:
 
 
 def export_csv(study: optuna.Study, path: str | os.PathLike[str]) -> int:
-    """Write :func:`execution_details` to ``path`` as CSV; return the number of rows."""
+    """Write :func:`execution_details` to ``path`` as UTF-8 CSV; return the number of rows.
+
+    A value of ``None`` (e.g. a categorical param's ``None`` choice) is written ``None``, so
+    that it differs from the empty cell of a param the trial never suggested.
+
+    Args:
+        study: The study to read.
+        path: The CSV file to write (replaced if it exists).
+
+    Returns:
+        The number of rows written, header excluded.
+    """
     fields, rows = _details(study)
-    with open(path, "w", newline="") as f:
+    # UTF-8 whatever the locale: param names and categorical choices may be any text, and
+    # a locale's code page (e.g. on Windows) can neither hold them nor be read back elsewhere.
+    with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(rows)
+        # csv writes None as "", the cell of a missing param: spell it out.
+        writer.writerows({k: "None" if v is None else v for k, v in row.items()} for row in rows)
     return len(rows)
 
 

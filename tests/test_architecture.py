@@ -96,3 +96,34 @@ def test_from_params_reads_integral_numbers_and_refuses_the_rest() -> None:
     assert space.from_params({"arch_n_hidden": 1, "arch_width_0": 2.5}) is None
     assert space.from_params({"arch_n_hidden": 1}) is None
     assert space.from_params({"arch_n_hidden": True, "arch_width_0": 8}) is None
+
+
+@pytest.mark.parametrize(
+    "parent, child, expected",
+    [
+        # Same depth: every layer keeps its place (a width change included).
+        ([4, 8, 16, 2], [4, 8, 32, 2], {0: 0, 1: 1}),
+        # A layer added in the middle: the layers behind it moved by one.
+        ([4, 8, 16, 2], [4, 8, 12, 16, 2], {0: 0, 1: 2}),
+        # A layer removed: the one behind it takes its place.
+        ([4, 8, 12, 16, 2], [4, 8, 16, 2], {0: 0, 2: 1}),
+        # Equal widths: the earlier layers are matched.
+        ([4, 8, 2], [4, 8, 8, 2], {0: 0}),
+        ([4, 8, 8, 2], [4, 8, 2], {0: 0}),
+    ],
+)
+def test_align_hidden_layers(parent: list[int], child: list[int], expected: dict) -> None:
+    from optuna_evo.architecture import align_hidden_layers
+
+    def arch(widths: list[int]) -> Architecture:
+        return Architecture(widths, "relu")
+
+    assert align_hidden_layers(arch(parent), arch(child)) == expected
+
+
+def test_align_hidden_layers_matches_block_types_too() -> None:
+    from optuna_evo.architecture import align_hidden_layers
+
+    parent = Architecture([4, 8, 8, 2], "relu", blocks=["linear", "residual"])
+    child = Architecture([4, 8, 8, 8, 2], "relu", blocks=["linear", "linear", "residual"])
+    assert align_hidden_layers(parent, child) == {0: 0, 1: 2}

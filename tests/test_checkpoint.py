@@ -489,3 +489,109 @@ def test_tied_and_non_contiguous_tensors(tmp_path: Path) -> None:
     model.w = nn.Parameter(torch.zeros(3, 2))
     checkpoint.load_parent(child, model, store)
     assert torch.equal(model.w.detach(), torch.arange(6.0).reshape(2, 3).t())
+
+
+# -- architectures that changed depth, stacked tensors, wrapped models ------------------------
+
+
+def _relu_mlp(widths: list[int], seed: int, blocks: list[str] | None = None) -> nn.Module:
+    from optuna_evo.objectives import MLP
+
+    torch.manual_seed(seed)
+    return MLP(optuna_evo.Architecture(widths, "relu", blocks=blocks or []))
+
+
+def _outputs(model: nn.Module) -> torch.Tensor:
+    with torch.no_grad():
+        return model(torch.randn(32, 6, generator=torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize(
+    "child_widths, blocks",
+    [
+        ([6, 8, 8, 4, 3], None),  # a square linear layer added after the first
+        ([6, 8, 4, 4, 3], None),  # ... added after the second
+        ([6, 8, 8, 4, 3], ["linear", "residual", "linear"]),  # a residual one
+    ],
+)
+def test_a_child_with_an_added_layer_starts_from_its_parents_function(
+    tmp_path: Path, child_widths: list[int], blocks: list[str] | None
+) -> None:
+    # Layer names hold positions: without alignment the parent's output layer landed in the
+    # child's new hidden layer, and a random layer sat in the middle.
+    study = optuna.create_study()
+    store = FileSystemArtifactStore(str(tmp_path))
+    parent = _relu_mlp([6, 8, 4, 3], seed=0)
+    child = _relu_mlp(child_widths, seed=1, blocks=blocks)
+    report = checkpoint.load_parent(_saved(study, parent, store), child, store)
+    assert report is not None
+    torch.testing.assert_close(_outputs(child), _outputs(parent))
+
+
+def test_a_child_with_a_removed_layer_keeps_the_others_in_place(tmp_path: Path) -> None:
+    study = optuna.create_study()
+    store = FileSystemArtifactStore(str(tmp_path))
+    parent = _relu_mlp([6, 8, 5, 4, 3], seed=0)
+    child = _relu_mlp([6, 8, 4, 3], seed=1)  # the 5-wide layer removed
+    checkpoint.load_parent(_saved(study, parent, store), child, store)
+    p, c = parent.state_dict(), child.state_dict()
+    assert torch.equal(c["linears.0.weight"], p["linears.0.weight"])
+    assert torch.equal(c["linears.2.weight"], p["linears.3.weight"])  # the output layer
+    # The 4-wide layer now reads 8 inputs instead of 5: its 5 trained columns are copied.
+    assert torch.equal(c["linears.1.weight"][:, :5], p["linears.2.weight"])
+
+
+def test_a_stacked_qkv_projection_of_another_width_is_skipped_not_sliced(tmp_path: Path) -> None:
+    from optuna_evo.objectives import CharTransformer
+    from optuna_evo.objectives import CharTransformerConfig
+
+    def lm(n_embd: int) -> CharTransformer:
+        torch.manual_seed(n_embd)
+        config = CharTransformerConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2)
+        config.n_embd = n_embd
+        return CharTransformer(config)
+
+    study = optuna.create_study()
+    store = FileSystemArtifactStore(str(tmp_path))
+    child = lm(16)
+    fresh = _state(child)
+    report = checkpoint.load_parent(_saved(study, lm(32), store), child, store)
+    assert report is not None
+    stacked = {"blocks.0.attn.c_attn.weight", "blocks.0.attn.c_attn.bias"} & set(fresh)
+    assert stacked and stacked <= set(report.skipped)
+    for key in stacked:
+        assert torch.equal(child.state_dict()[key], fresh[key])
+    assert "blocks.0.attn.c_proj.weight" in report.partial  # not stacked: overlap copied
+
+
+def test_a_compiled_models_checkpoint_loads_into_a_plain_one(tmp_path: Path) -> None:
+    # torch.compile's wrapper prefixes every key with "_orig_mod."; nothing matched before.
+    study = optuna.create_study()
+    store = FileSystemArtifactStore(str(tmp_path))
+    parent = _mlp(0)
+    wrapped = {f"_orig_mod.{k}": v for k, v in parent.state_dict().items()}
+    child = _mlp(1)
+    report = checkpoint.load_parent(_saved(study, wrapped, store), child, store)
+    assert report is not None and report.exact
+    _assert_same(_state(child), _state(parent))
+
+
+def test_a_checkpoint_that_fits_nothing_is_said_aloud(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    study = optuna.create_study()
+    store = FileSystemArtifactStore(str(tmp_path))
+    child = _relu_mlp([6, 8, 3], seed=1)  # another model class than the parent's Sequential
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING):
+            report = checkpoint.load_parent(_saved(study, _mlp(0), store), child, store)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        optuna.logging.disable_propagation()
+    assert report is not None and not (report.copied or report.partial)
+    assert "fits the model" in caplog.text and "fresh weights" in caplog.text

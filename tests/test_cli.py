@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 
@@ -502,3 +503,158 @@ def test_cpu_defaults_keep_trials_small() -> None:
     assert (genreg["max_steps"], genreg["max_train"]) == (20, 1000)
     gpu = cli.new_settings(parse(["run", "--task", "char-lm"]), torch.device("cuda"))
     assert (gpu["max_steps"], gpu["lm_size"]) == (2000, "paper")
+
+
+def _ga_study(storage: str, name: str = "ga") -> optuna.Study:
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        sampler=optuna_evo.GeneticSampler(population_size=2, seed=0),
+    )
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=4)
+    return study
+
+
+@pytest.mark.parametrize(
+    "command, out, fragment",
+    [
+        # a file in place of the report's folder
+        ("report", "{file}", "--out '{file}' is a file"),
+        # a file in place of a folder above it
+        ("report", "{file}/sub", "cannot write --out '{file}/sub': Not a directory"),
+        # a folder in place of the CSV file
+        ("export-csv", "{tmp}", "--out '{tmp}' is a folder"),
+        ("export-csv", "{file}/x.csv", "cannot write --out '{file}/x.csv': Not a directory"),
+        ("export-csv", "{tmp}/no/x.csv", "cannot write --out '{tmp}/no/x.csv': No such file"),
+    ],
+    ids=["report-file", "report-under-file", "csv-folder", "csv-under-file", "csv-no-folder"],
+)
+def test_out_that_cannot_be_written_one_line_exit_2(
+    command: str,
+    out: str,
+    fragment: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    storage = _storage(tmp_path)
+    _ga_study(storage)
+    monkeypatch.setattr(cli, "_kaleido_available", lambda: False)
+    in_the_way = tmp_path / "afile"
+    in_the_way.write_text("not a folder")
+    names = {"file": in_the_way, "tmp": tmp_path}
+    capsys.readouterr()
+    assert main([command, "--storage", storage, "--out", out.format(**names)]) == 2
+    assert fragment.format(**names) in _one_error_line(capsys)
+    assert in_the_way.read_text() == "not a folder"
+
+
+def test_report_write_refused_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = _storage(tmp_path)
+    _ga_study(storage)
+    monkeypatch.setattr(cli, "_kaleido_available", lambda: False)
+
+    def write_html(figure: go.Figure, path: Path, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))  # e.g. a read-only folder
+
+    monkeypatch.setattr(go.Figure, "write_html", write_html)
+    out = tmp_path / "r"
+    capsys.readouterr()
+    assert main(["report", "--storage", storage, "--out", str(out)]) == 2
+    line = _one_error_line(capsys)
+    assert f"cannot write --out '{out}': Permission denied ({out / 'genealogy.html'})" in line
+
+
+def _needs_upgrade(storage: str) -> None:
+    # What a database set up by an older Optuna looks like: an earlier schema revision.
+    connection = sqlite3.connect(storage[len("sqlite:///") :])
+    with connection:  # commits
+        connection.execute("UPDATE alembic_version SET version_num = 'v3.0.0.d'")
+    connection.close()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "--out", "{tmp}/r"],
+        ["export-csv", "--out", "{tmp}/x.csv"],
+        ["worker", "--device", "cpu", "--no-progress"],  # heartbeats: RDBStorage itself
+        ["run", "--device", "cpu", "--no-progress"],
+    ],
+    ids=["report", "export-csv", "worker", "run"],
+)
+def test_storage_that_needs_an_upgrade_one_line_exit_2(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = _storage(tmp_path)
+    _ga_study(storage)
+    _needs_upgrade(storage)
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main([*argv, "--storage", storage]) == 2
+    line = _one_error_line(capsys)
+    assert f"cannot open storage '{storage}': " in line
+    assert "optuna storage upgrade" in line  # Optuna's remedy
+    assert not (tmp_path / "r").exists() and not (tmp_path / "x.csv").exists()
+
+
+def test_report_replaces_an_earlier_report_and_names_the_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = _storage(tmp_path)
+    _ga_study(storage, "ga")
+    tpe = optuna.create_study(storage=storage, study_name="tpe")
+    tpe.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    monkeypatch.setattr(cli, "_kaleido_available", lambda: True)
+    titles: dict[str, str] = {}
+    write_html = go.Figure.write_html
+
+    def record_html(figure: go.Figure, path: Path, **kwargs: object) -> None:
+        titles[Path(path).stem] = figure.layout.title.text
+        write_html(figure, path, **kwargs)
+
+    def write_image(figure: go.Figure, path: Path) -> None:
+        if "History" in figure.layout.title.text:  # kaleido fails for this one
+            raise RuntimeError("Kaleido requires Google Chrome to be installed.")
+        Path(path).write_bytes(b"PNG")
+
+    monkeypatch.setattr(go.Figure, "write_html", record_html)
+    monkeypatch.setattr(go.Figure, "write_image", write_image)
+    out = tmp_path / "r"
+    out.mkdir()
+    # Files report writes, left by earlier reports, and one of the user's.
+    for name in ("predictor_accuracy.html", "predictor_accuracy.png", "optimization_history.png"):
+        (out / name).write_text("earlier report")
+    (out / "notes.txt").write_text("mine")
+
+    assert main(["report", "--storage", storage, "--study-name", "ga", "--out", str(out)]) == 0
+    assert titles == {
+        "genealogy": "Genealogy Plot — ga",
+        "generations": "Generations Plot — ga",
+        "optimization_history": "Optimization History Plot — ga",
+    }
+    assert "Genealogy Plot — ga" in (out / "genealogy.html").read_text(encoding="utf-8")
+    assert sorted(p.name for p in out.iterdir() if p.suffix in (".html", ".png", ".txt")) == [
+        "genealogy.html",
+        "genealogy.png",
+        "generations.html",
+        "generations.png",
+        "notes.txt",
+        "optimization_history.html",  # its PNG failed: no earlier one passes for it
+    ]
+    assert f"removed {out / 'predictor_accuracy.html'} (from an earlier report)" in (
+        capsys.readouterr().out
+    )
+
+    titles.clear()
+    assert main(["report", "--storage", storage, "--study-name", "tpe", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped genealogy: " in printed and "skipped generations: " in printed
+    assert titles == {"optimization_history": "Optimization History Plot — tpe"}
+    # ga's genealogy and generations would pass for tpe's: gone.
+    assert sorted(p.name for p in out.iterdir() if p.suffix in (".html", ".png", ".txt")) == [
+        "notes.txt",
+        "optimization_history.html",
+    ]
+    assert (out / "notes.txt").read_text() == "mine"

@@ -147,6 +147,16 @@ def test_bad_arguments(kwargs: dict, argument: str) -> None:
         GenderSampler(**{"population_size": 10, **kwargs})
 
 
+@pytest.mark.parametrize("population_size, expected", [(2, 2), (3, 3), (10, 4)])
+def test_default_top_sizes_fit_small_populations(population_size: int, expected: int) -> None:
+    # The defaults were a fixed 4, which refused population_size 2 and 3.
+    study = optuna.create_study(sampler=GenderSampler(population_size=population_size, seed=0))
+    study.optimize(lambda t: objective(t, n_reports=6), n_trials=population_size + 1)
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    assert len(attrs["GenderSampler:parent:1"]) == expected
+    assert len(load_females(study, 1).members) == expected  # type: ignore[union-attr]
+
+
 def test_multi_objective_refused() -> None:
     study = optuna.create_study(directions=["minimize", "maximize"], sampler=GenderSampler())
     with pytest.raises(ValueError, match="single-objective"):
@@ -235,8 +245,9 @@ def test_top_males_by_value_or_by_early_speed(speed_weight: float, direction: st
     else:
 
         def speed(t: optuna.trial.FrozenTrial) -> float:
+            # Every trial reports at steps 1..40: the common range is steps 1..8.
             values = [t.intermediate_values[s] for s in sorted(t.intermediate_values)][:8]
-            return sign * (values[0] - values[-1]) / abs(values[0]) / 7.0
+            return sign * (values[0] - values[-1]) / 7.0
 
         expected = sorted(gen0, key=speed, reverse=True)[:3]
     parent_ids = study._storage.get_study_system_attrs(study._study_id)["GenderSampler:parent:1"]
@@ -517,6 +528,124 @@ def test_rank_males_predicts_pruned_and_drops_unusable() -> None:
     # The "last value" predictor sees the pruned trial at 1.86: still second.
     ranked = sampler.rank_males(study, study.trials, FemaleGenome.last_value())
     assert [t.number for t in ranked] == [0, 3, 1, 2]
+
+
+def _diverging_objective(trial: optuna.Trial) -> float:
+    """Loss ``1 + 2 / (1 + 10 lr s)``: the largest learning rates learn fastest, then blow up
+    (NaN from step 4 on, which LearningCurvePruner prunes at once)."""
+    lr = trial.suggest_float("lr", 0.01, 1.0)
+    value = math.nan
+    for step in range(1, 21):
+        value = math.nan if lr > 0.5 and step >= 4 else 1.0 + 2.0 / (1.0 + 10 * lr * step)
+        trial.report(value, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return value
+
+
+def _diverged(t: optuna.trial.FrozenTrial) -> bool:
+    return any(not math.isfinite(v) for v in t.intermediate_values.values())
+
+
+@pytest.mark.parametrize("blow_up", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("speed_weight", [0.0, 0.5, 1.0])
+def test_rank_males_drops_pruned_runs_that_diverged(speed_weight: float, blow_up: float) -> None:
+    study = optuna.create_study()
+    steps = range(1, 21)
+    for final in (1.0, 2.0):  # COMPLETE, slowly improving curves
+        curve = {s: final + 1.0 / s for s in steps}
+        study.add_trial(optuna.create_trial(value=final, intermediate_values=curve, params={}))
+    # The fastest start of all, then the blow-up that got it pruned: predicted from its finite
+    # start it ranked first.
+    diverged = {1: 3.0, 2: 1.0, 3: 0.5, 4: 0.2, 5: blow_up}
+    # A NaN before a finite last report is not a blow-up: that trial is still ranked.
+    recovered = {1: 3.0, 2: math.nan, 3: 2.5, 4: 2.4, 5: 2.3}
+    for curve in (diverged, recovered):
+        study.add_trial(
+            optuna.create_trial(state=TrialState.PRUNED, intermediate_values=curve, params={})
+        )
+    sampler = GenderSampler(population_size=4, early_steps=3, speed_weight=speed_weight)
+    for predictor in (None, FemaleGenome.last_value(), FemaleGenome(weights=(0, 1, 0, 0, 0))):
+        ranked = [t.number for t in sampler.rank_males(study, study.trials, predictor)]
+        assert 2 not in ranked and sorted(ranked) == [0, 1, 3]
+    only_diverged = [study.trials[2]]
+    assert sampler.rank_males(study, only_diverged) == []
+
+
+def test_diverged_runs_never_become_parents() -> None:
+    # Generation 0 (seed 0): 6 of 8 trials diverge and are pruned; one used to be a parent.
+    sampler = GenderSampler(population_size=8, n_top_males=3, early_steps=3, seed=0)
+    study = optuna.create_study(sampler=sampler, pruner=LearningCurvePruner())
+    study.optimize(_diverging_objective, n_trials=9)
+    gen0 = [t for t in study.trials if optuna_evo.lineage(t, study).generation == 0]
+    assert sum(_diverged(t) for t in gen0) >= 3
+    ids = study._storage.get_study_system_attrs(study._study_id)["GenderSampler:parent:1"]
+    parents = [study._storage.get_trial(i) for i in ids]
+    assert parents and not any(_diverged(t) for t in parents)
+    assert all(t.state == TrialState.COMPLETE for t in parents)
+
+
+def test_generation_of_diverged_runs_only_starts_afresh() -> None:
+    # No usable parent: the next generation samples at random instead of breeding blow-ups.
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("lr", 0.01, 1.0)
+        for step, value in enumerate([3.0, 1.0, math.nan], start=1):
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return 0.0  # never reached: pruned at the NaN
+
+    study = optuna.create_study(
+        sampler=GenderSampler(population_size=3, n_top_males=2, n_top_females=2, early_steps=2),
+        pruner=LearningCurvePruner(),
+    )
+    study.optimize(objective, n_trials=6)
+    assert all(t.state == TrialState.PRUNED for t in study.trials)
+    roles = {optuna_evo.lineage(t, study).role for t in study.trials}
+    assert roles == {"random"}
+
+
+def test_rank_males_compares_step_grids_over_common_steps() -> None:
+    # Trial 1 is better than trial 0 at every step but reports on a sparser step grid
+    # (2, 5, 8, ...: skipped report steps with a larger batch). Over each one's first three
+    # reports (1-3 against 2-8, where the curve is flatter) it looked three times slower.
+    def loss(c: float, s: int) -> float:
+        return c + 2.0 / (1.0 + s)
+
+    study = optuna.create_study()
+    for c, grid in ((1.0, range(1, 21)), (0.95, [*range(2, 21, 3), 20])):
+        curve = {s: loss(c, s) for s in grid}
+        study.add_trial(optuna.create_trial(value=curve[20], intermediate_values=curve, params={}))
+    for speed_weight in (0.5, 0.6, 0.9):
+        sampler = GenderSampler(2, 1, 1, early_steps=3, speed_weight=speed_weight)
+        assert [t.number for t in sampler.rank_males(study, study.trials)] == [1, 0]
+
+
+def test_rank_males_gives_runs_that_stop_short_a_neutral_speed() -> None:
+    # Trial 2 has trial 0's curve but was pruned after 5 reports, before the 8th report that
+    # ends the common range: its speed is neutral (the middle speed rank), not one measured
+    # over steps 1-5, where the curve is steeper than over 1-8, which ranked it first.
+    study = optuna.create_study()
+    for amplitude, n_reports in ((2.0, 40), (1.0, 40), (2.0, 5)):
+        curve = {s: 1.0 + amplitude / (1.0 + s) for s in range(1, n_reports + 1)}
+        state = TrialState.COMPLETE if n_reports == 40 else TrialState.PRUNED
+        value = curve[40] if n_reports == 40 else None
+        study.add_trial(
+            optuna.create_trial(state=state, value=value, intermediate_values=curve, params={})
+        )
+    sampler = GenderSampler(3, 1, 1, early_steps=8, speed_weight=1.0)
+    assert [t.number for t in sampler.rank_males(study, study.trials)] == [0, 2, 1]
+
+
+def test_rank_males_speed_does_not_divide_by_the_first_value() -> None:
+    # Maximised accuracies with equal finals: the one starting at 0 crawled but its speed,
+    # divided by |first value| + 1e-12, was about 1e9 times anyone else's.
+    study = optuna.create_study(direction="maximize")
+    for early in ([0.0, 0.005, 0.01], [0.01, 0.4, 0.8], [0.1, 0.6, 0.9]):
+        curve = dict(enumerate(early + [early[-1]] * 5))
+        study.add_trial(optuna.create_trial(value=0.5, intermediate_values=curve, params={}))
+    sampler = GenderSampler(3, 1, 1, early_steps=3, speed_weight=1.0)
+    assert [t.number for t in sampler.rank_males(study, study.trials)] == [2, 1, 0]
 
 
 def test_objective_without_reports_ranks_by_value(caplog: pytest.LogCaptureFixture) -> None:

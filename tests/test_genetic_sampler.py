@@ -280,6 +280,47 @@ def test_custom_operators_are_used() -> None:
     assert all(v == -1.0 for t in study.trials[6:] for v in t.params.values())
 
 
+def test_a_study_copied_into_a_shared_storage_breeds_from_its_own_trials(tmp_path) -> None:
+    # Trial ids are global to a storage; optuna.copy_study keeps numbers, not ids. The stored
+    # parent population and lineage ids of the source must not pick another study's trials.
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    other = optuna.create_study(storage=url, study_name="other")
+    other.optimize(lambda t: 0.0 * t.suggest_float("x", -1, 1), n_trials=12)  # unbeatable
+    source = optuna.create_study(sampler=GeneticSampler(population_size=4, seed=0))
+    source.optimize(_float_objective, n_trials=8)
+    optuna.copy_study(
+        from_study_name=source.study_name,
+        from_storage=source._storage,
+        to_storage=url,
+        to_study_name="copied",
+    )
+    copied = optuna.load_study(
+        study_name="copied", storage=url, sampler=GeneticSampler(population_size=4, seed=0)
+    )
+    copied.optimize(_float_objective, n_trials=4)
+    own = {t._trial_id for t in copied.trials}
+    for t in copied.trials[4:]:
+        found = optuna_evo.parents(t, copied)
+        assert found and {p._trial_id for p in found} <= own
+        assert [p.number for p in found] == list(optuna_evo.lineage(t, copied).parent_numbers)
+    for t in copied.trials[8:]:
+        assert set(optuna_evo.lineage(t, copied).parent_ids) <= own
+
+
+def test_lineage_of_a_trial_read_through_another_study_is_refused() -> None:
+    storage = optuna.storages.InMemoryStorage()
+    a, b = (
+        optuna.create_study(storage=storage, sampler=GeneticSampler(population_size=4, seed=0))
+        for _ in range(2)
+    )
+    for study in (a, b):
+        study.optimize(_float_objective, n_trials=6)
+    for reader in (optuna_evo.lineage, optuna_evo.parents):
+        with pytest.raises(ValueError, match="is not a trial of study"):
+            reader(a.trials[5], b)
+    assert optuna_evo.parents(a.trials[5], a)[0] in a.trials
+
+
 def test_a_custom_selection_reading_trials_works_from_the_constructor_on() -> None:
     # The constructor once counted survivors by calling survivors() on plain ints.
     class CompleteOnly(TruncationSelection):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import math
@@ -26,6 +27,7 @@ from optuna_evo.genreg import DEFAULT_SPACE
 from optuna_evo.genreg import LETTERS
 from optuna_evo.genreg import LOGPROB_OPTIONS
 from optuna_evo.genreg import TASKS
+from optuna_evo.genreg import Genome
 from optuna_evo.genreg import GenregObjective
 from optuna_evo.genreg import GenregTask
 from optuna_evo.genreg import GenregTrainer
@@ -531,6 +533,204 @@ def test_torch_checkpoint_is_never_unpickled(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a GENREG genome: Weights only load failed"):
         load_genome(path)
     assert not (tmp_path / "unpickled").exists()
+
+
+def _small_genome(seed: int, hidden: int = 5) -> Genome:
+    gen = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(6, hidden, generator=gen), torch.randn(hidden, 3, generator=gen)]
+    biases = [torch.randn(hidden, generator=gen), torch.randn(3, generator=gen)]
+    return Genome(weights, biases, "tanh", {"seed": seed})
+
+
+def _same_genome(a: Genome, b: Genome) -> bool:
+    pairs = zip(a.weights + a.biases, b.weights + b.biases)
+    return a.layers == b.layers and all(torch.equal(x, y) for x, y in pairs)
+
+
+def _save_and_edit_config(path: Path, edit: Any) -> Path:
+    save_genome(path, _small_genome(0), format="torch")
+    config = Path(f"{path}.json")
+    edited = edit(json.loads(config.read_text()))
+    config.write_bytes(edited if isinstance(edited, bytes) else json.dumps(edited).encode())
+    return path
+
+
+def _without(document: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k != key}
+
+
+def _empty(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
+def _truncated(path: Path, keep: float) -> Path:
+    save_genome(path, _small_genome(0), format="torch" if path.suffix == ".pt" else "safetensors")
+    raw = path.read_bytes()
+    path.write_bytes(raw[: int(len(raw) * keep)])
+    return path
+
+
+def _safetensors_metadata(path: Path, text: str) -> Path:
+    import safetensors.torch
+
+    genome = _small_genome(0)
+    tensors = {f"w{i}": w for i, w in enumerate(genome.weights)}
+    tensors.update({f"b{i}": b for i, b in enumerate(genome.biases)})
+    safetensors.torch.save_file(tensors, str(path), metadata={"optuna_evo.genreg": text})
+    return path
+
+
+def _not_tensors(path: Path) -> Path:
+    # An old-style file (no weights digest in its config) whose entries are lists, not tensors.
+    torch.save({"w0": [[1.0]], "b0": [1.0]}, path)
+    Path(f"{path}.json").write_text(json.dumps({"layers": [1, 1], "activation": "tanh"}))
+    return path
+
+
+def _weights_of_another_save(path: Path) -> Path:
+    save_genome(path, _small_genome(0), format="torch")
+    other = save_genome(path.with_name("other.pt"), _small_genome(1), format="torch")
+    shutil.copyfile(other, path)  # same layers: without a check it would load silently
+    return path
+
+
+_BROKEN_FILES: dict[str, tuple[Any, str]] = {
+    "empty .pt (a crash while writing)": (lambda p: _empty(p / "g.pt"), "is empty"),
+    "empty .safetensors": (lambda p: _empty(p / "g.safetensors"), "is empty"),
+    "truncated safetensors": (
+        lambda p: _truncated(p / "g.safetensors", 0.9),
+        "damaged safetensors",
+    ),
+    "truncated torch": (lambda p: _truncated(p / "g.pt", 0.5), "not a GENREG genome"),
+    "safetensors metadata without layers": (
+        lambda p: _safetensors_metadata(p / "g.safetensors", '{"activation": "tanh"}'),
+        "no valid 'layers'",
+    ),
+    "safetensors metadata not JSON": (
+        lambda p: _safetensors_metadata(p / "g.safetensors", "{not json"),
+        "not valid JSON",
+    ),
+    "torch config without layers": (
+        lambda p: _save_and_edit_config(p / "g.pt", lambda d: _without(d, "layers")),
+        "no valid 'layers'",
+    ),
+    "torch config with one layer": (
+        lambda p: _save_and_edit_config(p / "g.pt", lambda d: {**d, "layers": [6]}),
+        "no valid 'layers'",
+    ),
+    "torch config without activation": (
+        lambda p: _save_and_edit_config(p / "g.pt", lambda d: _without(d, "activation")),
+        "activation",
+    ),
+    "torch config not JSON": (
+        lambda p: _save_and_edit_config(p / "g.pt", lambda d: b'{"layers": [6,'),
+        "not valid JSON",
+    ),
+    "torch config not UTF-8": (
+        lambda p: _save_and_edit_config(p / "g.pt", lambda d: b"\xff\xfe{}"),
+        "not valid JSON",
+    ),
+    "torch config a list": (
+        lambda p: _save_and_edit_config(p / "g.pt", lambda d: [d]),
+        "not a JSON object",
+    ),
+    "torch entries not tensors": (lambda p: _not_tensors(p / "g.pt"), "missing or not of layers"),
+    "torch weights of another save": (
+        lambda p: _weights_of_another_save(p / "g.pt"),
+        "not those of config file g.pt.json",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_BROKEN_FILES))
+def test_broken_genome_files_raise_value_error_naming_the_file(tmp_path: Path, case: str) -> None:
+    if "safetensors" in case and not _has_safetensors():
+        pytest.skip("safetensors is not installed")
+    make, problem = _BROKEN_FILES[case]
+    path = make(tmp_path)
+    with pytest.raises(ValueError, match=re.escape(str(path))) as info:
+        load_genome(path)
+    assert problem in str(info.value)
+
+
+def _write_half_then_fail(data: bytes, target: str | os.PathLike[str]) -> None:
+    Path(target).write_bytes(data[: len(data) // 2])
+    raise OSError("No space left on device")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "interrupted"),
+    [("safetensors", "weights"), ("torch", "weights"), ("torch", "config")],
+)
+def test_interrupted_save_keeps_the_previous_genome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, interrupted: str
+) -> None:
+    if fmt == "safetensors" and not _has_safetensors():
+        pytest.skip("safetensors is not installed")
+    path = tmp_path / ("best.pt" if fmt == "torch" else "best.safetensors")
+    old, new = _small_genome(0), _small_genome(1, hidden=4)
+    save_genome(path, old, {"run": "old"}, format=fmt)
+    files = sorted(tmp_path.iterdir())
+    with monkeypatch.context() as patch:
+        # Each writer puts half of its real output on disk, then fails like a full disk.
+        if interrupted == "config":
+            write_text = Path.write_text
+
+            def half_text(self: Path, data: str, *args: Any, **kwargs: Any) -> int:
+                write_text(self, data[: len(data) // 2], *args, **kwargs)
+                raise OSError("No space left on device")
+
+            patch.setattr(Path, "write_text", half_text)
+        elif fmt == "torch":
+            torch_save = torch.save
+
+            def half_torch(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+                buffer = io.BytesIO()
+                torch_save(obj, buffer, *args, **kwargs)
+                _write_half_then_fail(buffer.getvalue(), f)
+
+            patch.setattr(torch, "save", half_torch)
+        else:
+            import safetensors.torch
+
+            def half_safetensors(tensors: Any, filename: str, metadata: Any = None) -> None:
+                _write_half_then_fail(safetensors.torch.save(tensors, metadata), filename)
+
+            patch.setattr(safetensors.torch, "save_file", half_safetensors)
+        with pytest.raises(OSError, match="No space left"):
+            save_genome(path, new, {"run": "new"}, format=fmt)
+    assert sorted(tmp_path.iterdir()) == files  # no temporary file left behind
+    loaded = load_genome(path)
+    assert _same_genome(loaded, old) and loaded.config["run"] == "old"
+    save_genome(path, new, {"run": "new"}, format=fmt)
+    assert sorted(tmp_path.iterdir()) == files
+    loaded = load_genome(path)
+    assert _same_genome(loaded, new) and loaded.config["run"] == "new"
+
+
+def test_torch_save_cut_between_its_two_renames_is_refused_not_mixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = save_genome(tmp_path / "best.pt", _small_genome(0), format="torch")
+    files = sorted(tmp_path.iterdir())
+    replace = os.replace
+    calls: list[Any] = []
+
+    def replace_once(src: Any, dst: Any) -> None:
+        if calls:  # the config's rename: the process dies after the weights' one
+            raise OSError("killed")
+        calls.append(dst)
+        replace(src, dst)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", replace_once)
+        with pytest.raises(OSError, match="killed"):
+            save_genome(path, _small_genome(1), format="torch")  # same layers as before
+    assert calls == [path] and sorted(tmp_path.iterdir()) == files
+    # New weights beside the old config: refused instead of loaded with the wrong config.
+    with pytest.raises(ValueError, match="not those of config file best.pt.json"):
+        load_genome(path)
 
 
 def test_per_class_accuracy_table() -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
+import subprocess
+import sys
 
 import optuna
 from optuna.trial import TrialState
@@ -17,7 +20,7 @@ SPACE = {"layers": [[20, 32, 3], [20, 64, 32, 3]], "activations": ["relu", "tanh
 
 
 def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         return list(reader.fieldnames or []), list(reader)
 
@@ -157,3 +160,71 @@ def test_architecture_column_tells_blocks_and_skips_apart() -> None:
         study.tell(trial, 1.0)
     columns = [row["architecture"] for row in optuna_evo.execution_details(study)]
     assert columns == ["20-32-32-3", "20-32r-32-3", "20-32-32-3 skip 0>2"]
+
+
+# Run in a child process, whose locale encoding is chosen before Python starts; its command
+# line is ASCII (escapes), which is all an ASCII locale can pass.
+_NON_ASCII_STUDY = r"""
+import sys
+import optuna
+import optuna_evo
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+study = optuna.create_study()
+trial = study.ask()
+trial.suggest_float("\u5b66\u4e60\u7387", 1e-4, 1e-1, log=True)
+trial.suggest_categorical("note", ["caf\u00e9"])
+study.tell(trial, 1.0)
+print(optuna_evo.export_csv(study, sys.argv[1]))
+"""
+
+
+def test_export_csv_is_utf8_under_a_non_utf8_locale(tmp_path: Path) -> None:
+    package_root = str(Path(optuna_evo.__file__).resolve().parents[1])
+    env = {
+        **os.environ,
+        "LC_ALL": "C",  # an ASCII locale: Python would write the file in ASCII
+        "PYTHONUTF8": "0",
+        "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]),
+    }
+    env.pop("PYTHONIOENCODING", None)
+    path = tmp_path / "log.csv"
+    probe = [sys.executable, "-X", "utf8=0", "-c"]
+    encoding = subprocess.run(
+        [*probe, "import locale; print(locale.getpreferredencoding(False))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if encoding.lower().replace("-", "") in ("utf8", "utf_8"):
+        pytest.skip("this platform has no non-UTF-8 locale to run under")
+    proc = subprocess.run(
+        [*probe, _NON_ASCII_STUDY, str(path)], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1"
+    text = path.read_bytes().decode("utf-8")  # raises if written in another encoding
+    fields, rows = _read(path)
+    assert fields[-2:] == ["note", "学习率"] and rows[0]["note"] == "café"
+    assert "学习率" in text
+
+
+def test_export_csv_tells_a_none_choice_from_a_missing_param(tmp_path: Path) -> None:
+    choices = optuna.distributions.CategoricalDistribution([None, "adam"])
+    study = optuna.create_study()
+    for params in ({"opt": None}, {"opt": "adam", "extra": None}, {"opt": None, "extra": "adam"}):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params, distributions={k: choices for k in params}, value=1.0
+            )
+        )
+    # The API keeps the values themselves.
+    rows = optuna_evo.execution_details(study)
+    assert [(r["opt"], r["extra"]) for r in rows] == [(None, ""), ("adam", None), (None, "adam")]
+    optuna_evo.export_csv(study, tmp_path / "log.csv")
+    _, read = _read(tmp_path / "log.csv")
+    assert [(r["opt"], r["extra"]) for r in read] == [
+        ("None", ""),  # never suggested: empty
+        ("adam", "None"),
+        ("None", "adam"),
+    ]

@@ -240,3 +240,25 @@ def test_pickled_pruner_prunes_like_a_new_one() -> None:
     assert [t.state for t in study.trials] == [t.state for t in fresh.trials]
     assert steps == fresh_steps
     assert any(t.state == TrialState.PRUNED for t in study.trials)
+
+
+def test_steps_above_2_53() -> None:
+    # Step counters in tokens or nanoseconds: the curve used to be looked up again by
+    # int(float(step)), a KeyError for odd steps above 2**53.
+    big = 2**53
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        for i in range(1, 11):
+            trial.report(x + 1.0 / i, big + 1000 * i + 1)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return x + 0.1
+
+    study = optuna.create_study(
+        sampler=GenderSampler(population_size=3, n_top_males=2, n_top_females=2, early_steps=2),
+        pruner=LearningCurvePruner(min_steps=2, min_finished_trials=2, n_best=1),
+    )
+    study.optimize(objective, n_trials=9)
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert all(min(t.intermediate_values) == big + 1001 for t in study.trials)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,9 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 SYNTHETIC = {"n": 600, "n_features": 8, "n_classes": 3}
 
 
-def synthetic_task(**kwargs: object) -> MLPTask:
-    return MLPTask("synthetic", device="cpu", epochs=2, synthetic_kwargs=SYNTHETIC, **kwargs)
+def synthetic_task(**kwargs: Any) -> MLPTask:
+    kwargs.setdefault("epochs", 2)
+    return MLPTask("synthetic", device="cpu", synthetic_kwargs=SYNTHETIC, **kwargs)
 
 
 def tiny_cnn(**kwargs: Any) -> FashionMNISTCNN:
@@ -306,7 +308,6 @@ def test_artifact_store_children_continue_from_parent_weights(tmp_path: Path) ->
             sampler = optuna_evo.MAGESampler(
                 "single", space, population_size=4, n_elites=1, mutation_prob=0.3, seed=3
             )
-        # No pruning: a pruned agent saves no weights and is nobody's parent.
         study = optuna.create_study(sampler=sampler, pruner=optuna.pruners.NopPruner())
         task = synthetic_task(architecture_fn=arch_fn, artifact_store=store)
         study.optimize(task, n_trials=12)
@@ -328,6 +329,109 @@ def test_artifact_store_must_be_a_store() -> None:
         synthetic_task(artifact_store="/tmp/somewhere")
     with pytest.raises(ValueError, match="artifact_store"):
         FashionMNISTCNN(artifact_store=object())
+
+
+def test_a_missing_artifact_folder_is_refused_before_any_training(tmp_path: Path) -> None:
+    from optuna.artifacts import FileSystemArtifactStore
+
+    with pytest.raises(ValueError, match="folder .*nowhere does not exist"):
+        synthetic_task(artifact_store=FileSystemArtifactStore(tmp_path / "nowhere"))
+
+
+def _checkpoint_loss(study: optuna.Study, trial: optuna.trial.FrozenTrial, store: Any) -> float:
+    """Validation loss of the weights ``trial`` saved, evaluated again."""
+    from optuna_evo import checkpoint
+    from optuna_evo.objectives.data import make_synthetic
+    from optuna_evo.objectives.train import TrainConfig
+    from optuna_evo.objectives.train import _Run
+
+    model = MLP(Architecture.from_dict(trial.user_attrs["architecture"]))
+    checkpoint.load(trial, model, store, study)
+    data = make_synthetic(**{"seed": 0, **SYNTHETIC, "device": "cpu"})
+    config = TrainConfig(epochs=1, device="cpu")
+    return _Run(model, data, config, None, "classification", torch.device("cpu")).evaluate()[0]
+
+
+def test_saved_weights_are_those_the_trial_value_measures(tmp_path: Path) -> None:
+    # SGD at lr 0.1 with momentum 0.99 overshoots after its best epoch: the last weights are
+    # worse than the best ones. The checkpoint must hold the best (the trial's value).
+    from optuna.artifacts import FileSystemArtifactStore
+
+    store = FileSystemArtifactStore(tmp_path)
+    study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+    study.enqueue_trial(
+        {"n_layers": 1, "width_0": 64, "activation": "relu", "dropout": 0.0}
+        | {"optimizer": "sgd", "lr": 0.1, "momentum": 0.99, "batch_size": 32}
+        | {"weight_decay": 1e-6}
+    )
+    task = MLPTask(
+        "synthetic", device="cpu", epochs=6, synthetic_kwargs=SYNTHETIC, artifact_store=store
+    )
+    study.optimize(task, n_trials=1)
+    trial = study.trials[0]
+    values = trial.intermediate_values
+    assert values[max(values)] > trial.value  # the run moved past its best evaluation
+    assert _checkpoint_loss(study, trial, store) == pytest.approx(trial.value, rel=1e-5)
+
+
+def test_a_pruned_trial_saves_its_weights_for_its_children(tmp_path: Path) -> None:
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from optuna_evo import checkpoint
+
+    class PruneAtTwo(optuna.pruners.BasePruner):
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+            return len(trial.intermediate_values) >= 2
+
+    store = FileSystemArtifactStore(tmp_path)
+    study = optuna.create_study(pruner=PruneAtTwo())
+    task = synthetic_task(artifact_store=store, epochs=4)
+    study.optimize(task, n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert checkpoint.CHECKPOINT_KEY in trial.system_attrs
+    assert _checkpoint_loss(study, trial, store) == pytest.approx(
+        min(trial.intermediate_values.values()), rel=1e-5
+    )
+
+
+def test_a_lost_parent_checkpoint_costs_the_child_its_head_start_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import warnings
+
+    from optuna.artifacts import FileSystemArtifactStore
+
+    import optuna_evo
+
+    store = FileSystemArtifactStore(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna_evo.MAGESampler(
+            "single", {"layers": [[8, 16, 3]]}, population_size=2, n_elites=1, seed=0
+        )
+    arch_fn = functools.partial(
+        optuna_evo.suggest_architecture, search_space={"layers": [[8, 16, 3]]}
+    )
+    study = optuna.create_study(sampler=sampler, pruner=optuna.pruners.NopPruner())
+    task = synthetic_task(architecture_fn=arch_fn, artifact_store=store, epochs=1)
+    study.optimize(task, n_trials=2)
+    for file in tmp_path.iterdir():
+        file.unlink()  # e.g. a store that was not shared, or was cleaned up
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.enable_propagation()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with caplog.at_level(logging.WARNING):
+            study.optimize(task, n_trials=2)  # generation 1: both inherit, neither can load
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        optuna.logging.disable_propagation()
+    for trial in study.trials[2:]:
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert "is not in the artifact store" in trial.user_attrs["checkpoint_error"]
+    assert "trains from fresh weights" in caplog.text
 
 
 def test_task_arguments_are_stored_as_python_numbers() -> None:

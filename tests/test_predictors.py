@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import json
 import math
 
 import numpy as np
+import optuna
 from optuna.study import StudyDirection
 import pytest
 
@@ -21,7 +23,10 @@ from optuna_evo.predictors import evaluate_female
 from optuna_evo.predictors import fit_curve
 from optuna_evo.predictors import rank_correlation
 from optuna_evo.predictors import rank_females
+from optuna_evo.predictors import trial_curve
 from optuna_evo.predictors.curves import CLIP_SPANS
+from optuna_evo.predictors.curves import ends_finite
+from optuna_evo.predictors.population import speed_window
 from optuna_evo.predictors.surrogate import RandomFeatureEnsemble
 
 
@@ -292,14 +297,93 @@ def test_evolved_females_beat_last_value_in_rank_correlation() -> None:
 
 def test_early_speed_formula() -> None:
     steps, values = [10, 20, 30, 40], [4.0, 3.0, 2.0, 1.0]
-    # (4 - 2) / 4 / (30 - 10): relative drop per step over the first three reports.
-    assert early_speed(steps, values, 3) == pytest.approx(2.0 / 4.0 / 20.0)
-    assert early_speed(steps, values, 3, StudyDirection.MAXIMIZE) == pytest.approx(-0.025)
-    assert early_speed(steps, values, 10) == pytest.approx(3.0 / 4.0 / 30.0)
+    # (4 - 2) / (30 - 10): the drop per step between the first and third reports.
+    assert early_speed(steps, values, 3) == pytest.approx(0.1)
+    assert early_speed(steps, values, 3, StudyDirection.MAXIMIZE) == pytest.approx(-0.1)
+    assert early_speed(steps, values, 4) == pytest.approx(0.1)
     assert early_speed(steps, values, 1) == -4.0
     assert early_speed(steps, values, 1, StudyDirection.MAXIMIZE) == 4.0
+    # A given window: values interpolated linearly at its ends (3.5 at 15, 1.5 at 35).
+    assert early_speed(steps, values, 3, window=(15.0, 35.0)) == pytest.approx(0.1)
+    assert early_speed(steps, values, 1, window=(25.0, 25.0)) == pytest.approx(-2.5)
     assert early_speed([], [], 3) is None
     assert early_speed([1], [1.0], 3) is None
     assert early_speed([1, 2], [math.nan, 1.0], 3) is None
     fast, slow = [5.0, 2.0, 1.0], [5.0, 4.5, 4.0]
     assert early_speed([1, 2, 3], fast, 3) > early_speed([1, 2, 3], slow, 3)  # type: ignore[operator]
+
+
+def test_early_speed_is_neutral_for_a_curve_that_stops_short() -> None:
+    # The old code measured a run pruned after 5 reports over steps 1..5, where the curve is
+    # steeper than over the 1..8 of a full run, so pruning made a run look faster.
+    steps = np.arange(1, 41, dtype=float)
+    values = 1.0 + 2.0 / (1.0 + steps)
+    assert early_speed(steps, values, 8) == pytest.approx((values[0] - values[7]) / 7.0)
+    assert early_speed(steps[:5], values[:5], 8) is None
+    assert early_speed(steps[:5], values[:5], 3, window=(1.0, 8.0)) is None
+    assert early_speed(steps[3:], values[3:], 3, window=(1.0, 8.0)) is None  # starts late
+
+
+def test_early_speed_does_not_divide_by_the_first_value() -> None:
+    # Maximised accuracies starting at 0: the old relative speed divided by |v_1| + 1e-12
+    # and ranked the crawling curve ~1e9 times faster than the jumping ones.
+    crawl, jump, jump_higher = [0.0, 0.005, 0.01], [0.01, 0.4, 0.8], [0.1, 0.6, 0.9]
+    speeds = [
+        early_speed([0, 1, 2], v, 3, StudyDirection.MAXIMIZE) for v in (crawl, jump, jump_higher)
+    ]
+    assert speeds == pytest.approx([0.005, 0.395, 0.4])
+
+
+def test_speed_window_puts_step_grids_on_common_steps() -> None:
+    # One curve shape on a dense grid (1, 2, 3, ...) and, shifted down, on a sparse one
+    # (2, 5, 8, ...): compared over one range they improve equally fast.
+    dense = np.arange(1, 21, dtype=float)
+    sparse = np.arange(2, 21, 3, dtype=float)
+    dense_values = 1.0 + 2.0 / (1.0 + dense)
+    sparse_values = 0.95 + 2.0 / (1.0 + sparse)
+    curves = [(dense, dense_values), (sparse, sparse_values)]
+    window = speed_window(curves, 3)
+    assert window == (2.0, 8.0)  # the latest first and third reports
+    speeds = [early_speed(s, v, 3, window=window) for s, v in curves]
+    assert speeds[0] == pytest.approx(speeds[1])
+    assert speed_window(curves, 1) == (2.0, 2.0)
+    assert speed_window([(dense[:2], dense_values[:2])], 3) is None
+    # Non-finite reports do not count as reports.
+    assert speed_window([([1, 2, 3, 4], [1.0, math.nan, 0.5, 0.4])], 3) == (1.0, 4.0)
+
+
+@pytest.mark.parametrize(
+    "call, argument",
+    [
+        (lambda: early_speed([1, 2], [2.0, 1.0], 0), "early_steps"),
+        (lambda: early_speed([1, 2], [2.0, 1.0], 0, window=(1.0, 2.0)), "early_steps"),
+        (lambda: early_speed([1, 2], [2.0, 1.0], 2, window=(2.0, 1.0)), "window"),
+        (lambda: early_speed([1, 2], [2.0, 1.0], 2, window=(math.nan, 1.0)), "window"),
+        (lambda: speed_window([([1, 2], [2.0, 1.0])], 0), "early_steps"),
+    ],
+)
+def test_early_speed_bad_arguments(call: Callable[[], object], argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        call()
+
+
+def test_trial_curve_keeps_steps_above_2_53() -> None:
+    # Steps were looked up again as int(float(step)), which loses odd steps above 2**53.
+    big = 2**53
+    reports = {big + 3: 0.3, big + 1: 0.1, 7: 0.0, big + 2: 0.2}
+    trial = optuna.trial.create_trial(value=0.3, intermediate_values=reports, params={})
+    steps, values = trial_curve(trial)
+    assert values.tolist() == [0.0, 0.1, 0.2, 0.3]
+    assert steps.tolist() == [7.0, float(big + 1), float(big + 2), float(big + 3)]
+
+
+@pytest.mark.parametrize("genome", [DEFAULT_FEMALE, FemaleGenome.last_value(), _only("linear")])
+def test_predict_is_nan_when_the_last_report_diverged(genome: FemaleGenome) -> None:
+    # A run that blew up must not be predicted from the finite start before the blow-up.
+    steps = [3, 1, 2, 4]  # unsorted: "last" means the largest step
+    assert math.isnan(genome.predict(steps, [1.5, 3.0, 2.0, math.nan], 20))
+    assert math.isnan(genome.predict(steps, [1.5, 3.0, 2.0, -math.inf], 20))
+    assert math.isfinite(genome.predict(steps, [1.5, 3.0, math.nan, 1.0], 20))
+    assert math.isfinite(genome.predict(steps, [math.nan, 3.0, 2.0, 1.0], 20))
+    assert ends_finite([], []) and ends_finite([1, 2], [math.nan, 1.0])
+    assert not ends_finite([2, 1], [math.inf, 1.0])

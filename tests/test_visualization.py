@@ -288,3 +288,84 @@ def test_predictor_accuracy_explains_every_empty_figure() -> None:
     assert "COMPLETE yet" not in message
     missing = _annotation(plot_predictor_accuracy(study, generations=[99]))
     assert "[99]" in missing and "stored female population" in missing
+
+
+def test_generations_with_a_target_draws_no_best_line() -> None:
+    study = optuna.create_study(
+        direction="minimize", sampler=optuna_evo.GeneticSampler(population_size=4, seed=0)
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        loss = trial.suggest_float("x", 0, 1)
+        trial.set_user_attr("accuracy", 1 - loss)  # higher is better: the study cannot know
+        return loss
+
+    study.optimize(objective, n_trials=12)
+    figure = plot_generations(
+        study, target=lambda t: t.user_attrs["accuracy"], target_name="Accuracy"
+    )
+    assert [tr.type for tr in figure.data] == ["box"] * 3
+    assert all(b.name.startswith("Generation ") for b in figure.data)
+    # Without a target the study's direction picks the best.
+    assert plot_generations(study).data[-1].name == "Best in generation"
+
+
+def test_genealogy_shows_non_finite_values_apart() -> None:
+    outcomes = iter([-math.inf, 1.0, None, math.inf, 2.0, 3.0])
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0, 1)
+        value = next(outcomes)
+        if value is None:
+            raise optuna.TrialPruned()
+        return value
+
+    study = optuna.create_study(sampler=optuna_evo.GeneticSampler(population_size=3, seed=0))
+    study.optimize(objective, n_trials=6)
+    _, valued, unvalued, non_finite = plot_genealogy(study).data
+    assert valued.name == "Trial" and list(valued.marker.color) == [1.0, 2.0, 3.0]
+    assert unvalued.name == "No value (pruned, failed or running)"
+    assert [text.split("<br>")[0] for text in unvalued.text] == ["Trial 2 (PRUNED)"]
+    assert non_finite.name == "Non-finite value"
+    assert [text.split("<br>")[0] for text in non_finite.text] == [
+        "Trial 0 (COMPLETE)",
+        "Trial 3 (COMPLETE)",
+    ]
+    assert "Objective Value -inf" in non_finite.text[0]
+    assert "Objective Value inf" in non_finite.text[1]
+    assert (non_finite.x[1], non_finite.y[1]) == (1, 0)  # generation 1's first trial
+
+
+def _study_with_generations(generations: list[int]) -> optuna.Study:
+    # Trials as NSGA-II stores them (its generation key, no parents): no sampling needed.
+    study = optuna.create_study()
+    for g in generations:
+        study.add_trial(
+            optuna.trial.create_trial(value=float(g), system_attrs={"NSGAIISampler:generation": g})
+        )
+    return study
+
+
+@pytest.mark.parametrize(
+    "generations, dtick",
+    [
+        (list(range(31)), 1),  # 0..30: a label per generation
+        (list(range(100, 106)), 1),  # few, whatever their numbers
+        (list(range(32)), None),  # more: plotly spaces them
+        (list(range(400)), None),
+    ],
+)
+def test_generation_axis_ticks_every_generation_only_when_few(
+    generations: list[int], dtick: int | None
+) -> None:
+    study = _study_with_generations(generations)
+    assert plot_genealogy(study).layout.xaxis.dtick == dtick
+    assert plot_generations(study).layout.xaxis.dtick == dtick
+
+
+@pytest.mark.parametrize("population, dtick", [(31, 1), (32, None), (300, None)])
+def test_position_axis_ticks_every_slot_only_when_few(population: int, dtick: int | None) -> None:
+    figure = plot_genealogy(_study_with_generations([0] * population))
+    assert figure.layout.yaxis.dtick == dtick
+    assert max(figure.data[1].y) == population - 1
+    assert figure.layout.xaxis.dtick == 1

@@ -4,22 +4,32 @@
 the tensors ``w0, b0, w1, b1, ...`` (weights ``[in, out]``, biases ``[out]``) and the JSON
 config in its header metadata, when the ``safetensors`` package is importable. Otherwise (or
 with ``format="torch"``) it writes the same tensor dict with :func:`torch.save` and the config
-as JSON in ``<path>.json`` beside it; :func:`load_genome` reads that back with
-``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers.
+as JSON in ``<path>.json`` beside it, with the SHA-256 of the weights file
+(``"weights_sha256"``) so that a config never goes with other weights unnoticed;
+:func:`load_genome` reads that back with ``torch.load(weights_only=True)``, which refuses
+anything but tensors and plain containers.
+
+A failed or interrupted save leaves the previous genome intact: every file is written in full
+to a temporary file beside its target, then moved over it with :func:`os.replace`. (With the
+torch format's two files, a crash in the instant between the two moves leaves new weights
+beside the old config, which :func:`load_genome` refuses rather than mixes.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+import hashlib
+import io
 import json
 import os
 from pathlib import Path
-import pickle
 from typing import Any
+import uuid
 
 import torch
 
 from optuna_evo._validation import check_choice
+from optuna_evo._validation import check_int
 from optuna_evo.genreg.trainer import ACTIVATIONS
 from optuna_evo.genreg.trainer import Genome
 from optuna_evo.genreg.trainer import GenregTrainer
@@ -28,6 +38,7 @@ FORMATS: tuple[str, ...] = ("auto", "safetensors", "torch")
 """Values of :func:`save_genome`'s ``format``."""
 
 _META_KEY = "optuna_evo.genreg"
+_DIGEST_KEY = "weights_sha256"
 _SAFETENSORS_MAGIC_OFFSET = 8  # a safetensors file starts with an 8-byte header length, then "{"
 
 
@@ -51,6 +62,9 @@ def save_genome(
     format: str = "auto",
 ) -> Path:
     """Write a genome (a trainer's best, a :class:`Genome` or raw weights) with its config.
+
+    The files are written to temporary files in the same directory and then moved into place,
+    so a save that fails or is interrupted leaves the previous genome at ``path`` intact.
 
     Args:
         path: Output file (e.g. ``best.safetensors`` or ``best.pt``).
@@ -80,7 +94,11 @@ def save_genome(
             f"source must be a GenregTrainer, a Genome or (weights, biases), got {type(source)!r}."
         )
     merged = {**genome.config, **(config or {})}
-    document = {"layers": genome.layers, "activation": genome.activation, "config": merged}
+    document: dict[str, Any] = {
+        "layers": genome.layers,
+        "activation": genome.activation,
+        "config": merged,
+    }
     text = json.dumps(document)  # fails early on values JSON cannot hold
     tensors: dict[str, torch.Tensor] = {}
     for i, (w, b) in enumerate(zip(genome.weights, genome.biases)):
@@ -89,14 +107,48 @@ def save_genome(
         tensors[f"b{i}"] = b.detach().to("cpu", copy=True).contiguous()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if format == "safetensors" or (format == "auto" and _has_safetensors()):
-        import safetensors.torch
+    temps: list[Path] = []
+    try:
+        if format == "safetensors" or (format == "auto" and _has_safetensors()):
+            import safetensors.torch
 
-        safetensors.torch.save_file(tensors, str(path), metadata={_META_KEY: text})
-    else:
-        torch.save(tensors, path)
-        _config_path(path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+            tmp = _temp_beside(path, temps)
+            safetensors.torch.save_file(tensors, str(tmp), metadata={_META_KEY: text})
+            _fsync(tmp)
+            os.replace(tmp, path)
+        else:
+            weights_tmp = _temp_beside(path, temps)
+            torch.save(tensors, weights_tmp)
+            _fsync(weights_tmp)
+            document[_DIGEST_KEY] = hashlib.sha256(weights_tmp.read_bytes()).hexdigest()
+            config_path = _config_path(path)
+            config_tmp = _temp_beside(config_path, temps)
+            config_tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+            _fsync(config_tmp)
+            # Both files are complete before either replaces its old version, so only the
+            # instant between the two renames mixes old and new. Weights go first and
+            # load_genome reads the config first, so a reader never pairs a new config with old
+            # weights; old config with new weights fails the config's digest check.
+            os.replace(weights_tmp, path)
+            os.replace(config_tmp, config_path)
+    except BaseException:  # also on KeyboardInterrupt: leave no temporary files behind
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _temp_beside(target: Path, temps: list[Path]) -> Path:
+    # Same directory as the target: os.replace is atomic only within one file system.
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    temps.append(tmp)
+    return tmp
+
+
+def _fsync(path: Path) -> None:
+    # The data must be on disk before the rename is, or a power cut can leave an empty file.
+    with path.open("rb+") as f:
+        os.fsync(f.fileno())
 
 
 def _check_layers(genome: Genome) -> None:
@@ -116,6 +168,41 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == _SAFETENSORS_MAGIC_OFFSET + 1 and head[-1:] == b"{"
 
 
+def _first_line(error: BaseException) -> str:
+    # Some parsers raise with an empty message; the type name still says something.
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _damaged_safetensors(path: Path, error: Exception) -> ValueError:
+    return ValueError(
+        f"{path} is not a GENREG genome: damaged safetensors file ({_first_line(error)})."
+    )
+
+
+def _parse_document(path: Path, raw: str | bytes, where: str) -> dict[str, Any]:
+    """Return the saved config document, checked, or raise a ValueError naming ``path``."""
+    try:
+        document = json.loads(raw)
+    except ValueError as e:  # also UnicodeDecodeError from non-UTF-8 bytes
+        raise ValueError(f"{path}: {where} is not valid JSON ({_first_line(e)}).") from e
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: {where} is not a JSON object: not a GENREG genome.")
+    layers = document.get("layers")
+    try:
+        if not isinstance(layers, list) or len(layers) < 2:
+            raise ValueError("missing or not a list of at least two widths")
+        document["layers"] = [check_int(f"layers[{i}]", n, 1) for i, n in enumerate(layers)]
+    except ValueError as e:
+        raise ValueError(f"{path}: {where} has no valid 'layers' ({e}).") from e
+    activation = document.get("activation")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{path}: {where} has an unknown or missing activation {activation!r}.")
+    if not isinstance(document.get("config", {}), dict):
+        raise ValueError(f"{path}: {where} has a 'config' that is not a JSON object.")
+    return document
+
+
 def load_genome(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Genome:
     """Read a genome written by :func:`save_genome`.
 
@@ -127,38 +214,62 @@ def load_genome(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         The :class:`Genome` (its ``config`` holds the saved config).
 
     Raises:
-        ValueError: If the file is not a GENREG genome or its tensors do not fit its layers.
+        ValueError: If the file is not a GENREG genome (empty, truncated, damaged, of another
+            kind, or with a config that is missing, unreadable or belongs to other weights) or
+            its tensors do not fit its layers. The message names the file.
+        OSError: If the file cannot be read (e.g. it does not exist).
     """
     path = Path(path)
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty: not a GENREG genome.")
+    tensors: Any
     if _is_safetensors(path):
         import safetensors
 
-        with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
+        try:
+            handle = safetensors.safe_open(str(path), framework="pt", device="cpu")
+        except Exception as e:  # SafetensorError for a truncated or damaged file
+            raise _damaged_safetensors(path, e) from e
+        with handle as f:
             metadata = f.metadata() or {}
             if _META_KEY not in metadata:
                 raise ValueError(f"{path} has no {_META_KEY!r} metadata: not a GENREG genome.")
-            document = json.loads(metadata[_META_KEY])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+            document = _parse_document(path, metadata[_META_KEY], f"metadata {_META_KEY!r}")
+            try:
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+            except Exception as e:
+                raise _damaged_safetensors(path, e) from e
     else:
+        config_path = _config_path(path)
+        # Config before weights: save_genome replaces the weights first, so the weights read
+        # next are never older than this config.
+        try:
+            raw_config: bytes | None = config_path.read_bytes()
+        except FileNotFoundError:
+            raw_config = None
+        data = path.read_bytes()
         try:  # weights_only: a genome file is never unpickled
-            tensors = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
-            raise ValueError(f"{path} is not a GENREG genome: {str(e).splitlines()[0]}") from e
+            tensors = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as e:  # a damaged file fails anywhere in torch's parser
+            raise ValueError(f"{path} is not a GENREG genome: {_first_line(e)}") from e
         if not isinstance(tensors, dict):
             raise ValueError(f"{path} holds a {type(tensors).__name__}, not a GENREG genome.")
-        config_path = _config_path(path)
-        if not config_path.is_file():
+        if raw_config is None:
             raise ValueError(f"{path} has no config file {config_path.name} beside it.")
-        document = json.loads(config_path.read_text(encoding="utf-8"))
-    layers = [int(n) for n in document["layers"]]
-    activation = str(document["activation"])
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"{path}: unknown activation {activation!r}.")
+        document = _parse_document(path, raw_config, f"config file {config_path.name}")
+        digest = document.get(_DIGEST_KEY)
+        if digest is not None and digest != hashlib.sha256(data).hexdigest():
+            raise ValueError(
+                f"{path}: the weights are not those of config file {config_path.name} "
+                "(another save's file, or the weights are damaged)."
+            )
+    layers: list[int] = document["layers"]
     weights, biases = [], []
     for i, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:])):
         w, b = tensors.get(f"w{i}"), tensors.get(f"b{i}")
-        if w is None or b is None or tuple(w.shape) != (n_in, n_out) or tuple(b.shape) != (n_out,):
+        fits = isinstance(w, torch.Tensor) and isinstance(b, torch.Tensor)
+        if not fits or tuple(w.shape) != (n_in, n_out) or tuple(b.shape) != (n_out,):
             raise ValueError(f"{path}: tensors w{i} / b{i} missing or not of layers {layers}.")
         weights.append(w.to(device))
         biases.append(b.to(device))
-    return Genome(weights, biases, activation, dict(document.get("config", {})))
+    return Genome(weights, biases, document["activation"], dict(document.get("config", {})))

@@ -7,8 +7,10 @@ parameter count as ``model.n_params`` (see also :func:`count_parameters`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 import math
+import re
 
 import torch
 from torch import nn
@@ -19,6 +21,7 @@ from optuna_evo._validation import check_float
 from optuna_evo._validation import check_int
 from optuna_evo.architecture import ACTIVATIONS
 from optuna_evo.architecture import Architecture
+from optuna_evo.architecture import align_hidden_layers
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -58,6 +61,10 @@ def make_activation(name: str) -> nn.Module:
         "leaky_relu": nn.LeakyReLU,
     }
     return factories[check_choice("activation", name, ACTIVATIONS)]()
+
+
+_LAYER_KEY = re.compile(r"(?P<kind>linears|residual_projections)\.(?P<k>\d+)\.(?P<rest>.+)")
+_SKIP_KEY = re.compile(r"skip_projections\.(?P<i>\d+)_(?P<j>\d+)\.(?P<rest>.+)")
 
 
 class MLP(_CountsParameters, nn.Module):
@@ -110,6 +117,52 @@ class MLP(_CountsParameters, nn.Module):
         self._skips_into: dict[int, list[tuple[int, str]]] = {}
         for i, j in arch.skips:
             self._skips_into.setdefault(j, []).append((i, f"{i}_{j}"))
+
+    def inherit_state(
+        self, parent: Architecture, state: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """A ``parent`` MLP's state dict, arranged for this MLP to inherit it.
+
+        Module names hold layer positions (``linears.{k}``; the output layer is
+        ``linears.{n_hidden}``), which an added or removed hidden layer shifts. Hidden layers
+        are matched with :func:`~optuna_evo.architecture.align_hidden_layers`, the output layer
+        always with the output layer, and skip and residual projections with the layers they
+        connect; tensors of unmatched parent layers are left out. A hidden layer this MLP adds
+        starts as the identity where it can (Net2Net's deeper network): a square linear block
+        gets ``W = I, b = 0`` (exact after ReLU, whose outputs it passes on unchanged), a
+        residual block ``W = 0, b = 0`` (it then adds ``act(0) = 0``), so the child starts
+        from its parent's function instead of from a random layer in its middle.
+
+        Args:
+            parent: The parent's architecture.
+            state: The parent's state dict.
+
+        Returns:
+            Tensors under this MLP's keys (a key it lacks is simply not copied by a loader).
+        """
+        hidden = align_hidden_layers(parent, self.arch)
+        blocks = {**hidden, parent.n_hidden: self.arch.n_hidden}  # block k makes layer k
+        out: dict[str, torch.Tensor] = {}
+        for key, tensor in state.items():
+            if m := _LAYER_KEY.fullmatch(key):
+                k = (blocks if m["kind"] == "linears" else hidden).get(int(m["k"]))
+                if k is not None:
+                    out[f"{m['kind']}.{k}.{m['rest']}"] = tensor
+            elif m := _SKIP_KEY.fullmatch(key):
+                i, j = hidden.get(int(m["i"])), blocks.get(int(m["j"]))
+                if i is not None and j is not None:
+                    out[f"skip_projections.{i}_{j}.{m['rest']}"] = tensor
+            else:
+                out[key] = tensor
+        if parent.n_hidden < self.arch.n_hidden:
+            w = self.arch.widths
+            for k in sorted(set(range(self.arch.n_hidden)) - set(hidden.values())):
+                residual = self.arch.blocks[k] == "residual"
+                if residual or w[k] == w[k + 1]:
+                    eye = torch.zeros(w[k + 1], w[k]) if residual else torch.eye(w[k])
+                    out[f"linears.{k}.weight"] = eye
+                    out[f"linears.{k}.bias"] = torch.zeros(w[k + 1])
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return logits of shape ``(N, arch.widths[-1])``."""
@@ -276,6 +329,10 @@ class CharTransformer(_CountsParameters, nn.Module):
     Args:
         config: The :class:`CharTransformerConfig`.
     """
+
+    stacked_parameters: tuple[str, ...] = ("attn.c_attn.weight", "attn.c_attn.bias")
+    """State-dict key endings of tensors that stack q, k and v along dim 0: a checkpoint of
+    another width must not be copied into them as one slice (it would cut across the three)."""
 
     def __init__(self, config: CharTransformerConfig) -> None:
         super().__init__()

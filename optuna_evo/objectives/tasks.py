@@ -14,9 +14,11 @@ study goes on without any ``catch=`` argument. With ``catch_failures=False`` the
 
 Weight inheritance: with an ``artifact_store``, every trial starts from its primary parent's
 checkpoint (:func:`optuna_evo.checkpoint.load_parent`, with the weight noise the sampler planned)
-and saves its trained weights for its own children (:func:`optuna_evo.checkpoint.save`). Use it
+and saves its trained weights for its own children (:func:`optuna_evo.checkpoint.save`): the
+weights of its best evaluation, which the trial's value measures, also when it is pruned. Use it
 with :class:`~optuna_evo.MAGESampler`, whose elites and mutants continue their parent's training
-on any worker sharing the store; trials without a parent keep their fresh weights.
+on any worker sharing the store; trials without a parent keep their fresh weights, and so does a
+trial whose parent's checkpoint is lost or unreadable (user attr ``checkpoint_error``, a warning).
 
 Example:
     .. code-block:: python
@@ -39,6 +41,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
@@ -162,6 +165,10 @@ class _Task:
                 "artifact_store must be an optuna.artifacts store (e.g. "
                 f"FileSystemArtifactStore), got {type(artifact_store).__name__}."
             )
+        folder = getattr(artifact_store, "_base_path", None)  # FileSystemArtifactStore's
+        if isinstance(artifact_store, FileSystemArtifactStore) and not os.path.isdir(folder or ""):
+            # Optuna does not check it; the first save would fail after a whole trial's training.
+            raise ValueError(f"artifact_store's folder {folder} does not exist; create it first.")
         self.device = resolve_device(device)
         self.seed = seed
         self.catch_failures = catch_failures
@@ -198,20 +205,36 @@ class _Task:
 
         ``config`` holds the task's :class:`TrainConfig` fields; seed, device and time budget
         are filled in here. The model is built after seeding so its initial weights depend
-        on the trial's seed only.
+        on the trial's seed only. With an artifact store, the weights saved are those of the
+        best evaluation (the trial's value), also when the trial is pruned: a pruned trial can
+        still be a parent.
         """
         seed = self.trial_seed(trial)
         set_seed(seed)
         model = build()
         # Checkpoints need a live trial (a FrozenTrial has no storage to write to).
         live = trial if isinstance(trial, optuna.Trial) else None
-        store = self.artifact_store
+        store = self.artifact_store if live is not None else None
         if live is not None and store is not None:
-            checkpoint.load_parent(live, model, store)
+            try:
+                checkpoint.load_parent(live, model, store)
+            except checkpoint.CheckpointError as e:
+                # A lost or corrupt parent file costs this trial its head start, not the study.
+                live.set_user_attr("checkpoint_error", str(e))
+                _logger.warning(f"Trial {live.number} trains from fresh weights: {e}")
         settings = TrainConfig(
-            seed=seed, device=self.device, time_budget_s=self.time_budget_s, **config
+            seed=seed,
+            device=self.device,
+            time_budget_s=self.time_budget_s,
+            restore_best=store is not None,
+            **config,
         )
-        result = train(model, data, settings, trial, task=task)
+        try:
+            result = train(model, data, settings, trial, task=task)
+        except optuna.TrialPruned:
+            if live is not None and store is not None:
+                checkpoint.save(live, model, store)
+            raise
         if live is not None and store is not None:
             checkpoint.save(live, model, store)
         return result.best_val_loss

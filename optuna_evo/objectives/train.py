@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from optuna_evo._logging import get_logger
 from optuna_evo._validation import MAX_TORCH_SEED
+from optuna_evo._validation import check_bool
 from optuna_evo._validation import check_choice
 from optuna_evo._validation import check_float
 from optuna_evo._validation import check_int
@@ -129,6 +130,10 @@ class TrainConfig:
         nan_check_interval: Probe the running loss for NaN/inf every this many steps between
             evaluations (asynchronous on CUDA); ``0`` checks only at evaluations.
         stop_at_val_loss: Stop as soon as an evaluation reaches this validation loss.
+        restore_best: Put the weights of the evaluation with the lowest validation loss back
+            into the model when the run ends (also when it is pruned), so that the model, a
+            checkpoint saved from it and the test metrics belong to ``best_val_loss``. Costs a
+            copy of the weights (on their device) at every new best evaluation.
     """
 
     optimizer: str = "sgd"
@@ -158,6 +163,7 @@ class TrainConfig:
     evaluate_test: bool = False
     nan_check_interval: int = 100
     stop_at_val_loss: float | None = None
+    restore_best: bool = False
 
     def __post_init__(self) -> None:
         # Store the checked values: numpy scalars / integral floats become Python numbers.
@@ -174,6 +180,7 @@ class TrainConfig:
             setattr(self, arg, check_int(arg, getattr(self, arg), 1, none_ok=True))
         self.warmup_steps = check_int("warmup_steps", self.warmup_steps, 0)
         self.seed = check_int("seed", self.seed, 0, MAX_TORCH_SEED)
+        self.restore_best = check_bool("restore_best", self.restore_best)
         self.stop_at_val_loss = check_float(
             "stop_at_val_loss", self.stop_at_val_loss, none_ok=True
         )
@@ -613,6 +620,13 @@ class _Run:
             loss=loss,
         )
 
+    def _copy_weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _restore(self, state: dict[str, torch.Tensor] | None) -> None:
+        assert state is not None  # copied when training moved past the best evaluation
+        self.model.load_state_dict(state)
+
     def _report_step(self, step: int, last: bool) -> int | None:
         """The step to report after optimizer step ``step``; ``None`` if none is due.
 
@@ -636,6 +650,8 @@ class _Run:
         step = 0
         train_only = 0.0
         stopped_by = ""
+        # restore_best: a copy of the best evaluation's weights once training moved past them.
+        best_val, best_state, model_is_best = math.inf, None, True
         t_start = t_mark = time.perf_counter()
         while not stopped_by:
             self._mark_step()
@@ -688,10 +704,18 @@ class _Run:
             history.append(record)
             running.zero_()
             n_running = 0
+            if config.restore_best:
+                model_is_best = val_loss < best_val
+                if model_is_best:
+                    best_val = val_loss
+                    # The run's last evaluation needs no copy: the model keeps its weights.
+                    best_state = None if stopped_by else self._copy_weights()
             if trial is not None and report_step is not None:
                 trial.report(val_loss, report_step)
                 if trial.should_prune():
                     self._set_user_attrs(record, step, time.perf_counter() - t_start, train_only)
+                    if not model_is_best:
+                        self._restore(best_state)
                     raise optuna.TrialPruned(
                         f"Pruned at step {report_step} with validation loss {val_loss:.4f}."
                     )
@@ -704,6 +728,8 @@ class _Run:
             t_mark = time.perf_counter()
 
         train_seconds = time.perf_counter() - t_start
+        if not model_is_best:
+            self._restore(best_state)
         last = history[-1]
         test_loss = test_acc = None
         if config.evaluate_test and self.task == "classification":

@@ -71,6 +71,26 @@ def clean_curve(
     return x[order], y[order]
 
 
+def ends_finite(steps: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray) -> bool:
+    """Whether a curve's last report (the one at its largest step) is finite.
+
+    A run whose last report is NaN or infinite diverged: the finite reports before it say
+    nothing about where it ends. An empty curve counts as finite (nothing diverged).
+
+    Args:
+        steps: Report steps.
+        values: Reported values, one per step.
+    """
+    x = np.asarray(steps, dtype=float).ravel()
+    y = np.asarray(values, dtype=float).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"steps and values differ in length: {x.size} != {y.size}.")
+    usable = np.flatnonzero(np.isfinite(x))
+    if usable.size == 0:
+        return True
+    return bool(np.isfinite(y[usable[np.argmax(x[usable])]]))
+
+
 def _linear_in(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Least squares ``y ≈ c + a z`` for each row of ``z``: returns (c, a, sse) per row."""
     zm = z.mean(axis=1)

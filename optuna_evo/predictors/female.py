@@ -50,6 +50,7 @@ from optuna_evo.operators.mutation import GaussianMutation
 from optuna_evo.predictors.curves import FAMILIES
 from optuna_evo.predictors.curves import CurveFit
 from optuna_evo.predictors.curves import clean_curve
+from optuna_evo.predictors.curves import ends_finite
 from optuna_evo.predictors.curves import fit_curve
 
 GENE_SPACE: dict[str, BaseDistribution] = {
@@ -187,14 +188,16 @@ class FemaleGenome:
 
         Args:
             steps: Steps of the reports so far.
-            values: The reported values; non-finite ones are ignored.
+            values: The reported values; non-finite ones before the last are ignored.
             target_step: The step whose value to predict (e.g. the study's last step).
 
         Returns:
-            The prediction; ``nan`` when no finite value was reported.
+            The prediction; ``nan`` when no finite value was reported or when the last
+            report (at the largest step) is NaN or infinite: that run diverged, and its
+            finite start must not stand in for its end.
         """
         x, y = clean_curve(steps, values)
-        if y.size == 0:
+        if y.size == 0 or not ends_finite(steps, values):
             return math.nan
         n = min(max(self.window, 2), y.size)
         return self.combine(fit_curve(x[-n:], y[-n:]), float(y[0]), target_step)

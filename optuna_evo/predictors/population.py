@@ -39,6 +39,9 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_evo._validation import check_float
+from optuna_evo._validation import check_int
+from optuna_evo.predictors.curves import clean_curve
 from optuna_evo.predictors.female import FemaleGenome
 from optuna_evo.predictors.female import MaleCurve
 from optuna_evo.predictors.female import evaluate_female
@@ -189,11 +192,18 @@ def best_female(study: Study, min_males: int = 1) -> FemaleGenome | None:
 
 
 def trial_curve(trial: FrozenTrial) -> tuple[np.ndarray, np.ndarray]:
-    """A trial's reported curve: ``(steps, values)`` sorted by step, non-finite values kept."""
+    """A trial's reported curve: ``(steps, values)`` sorted by step, non-finite values kept.
+
+    Steps are returned as floats (the predictors extrapolate in step units); steps above
+    ``2**53`` are rounded to the nearest float, but every reported value is kept.
+    """
     if not trial.intermediate_values:
         return np.zeros(0), np.zeros(0)
-    steps = np.array(sorted(trial.intermediate_values), dtype=float)
-    values = np.array([trial.intermediate_values[int(s)] for s in steps], dtype=float)
+    # Both arrays from the items: looking values up by a float-converted step loses steps
+    # above 2**53.
+    items = sorted(trial.intermediate_values.items())
+    steps = np.array([s for s, _ in items], dtype=float)
+    values = np.array([v for _, v in items], dtype=float)
     return steps, values
 
 
@@ -211,37 +221,96 @@ def final_step(trials: Iterable[FrozenTrial]) -> float | None:
     return float(max(last)) if last else None
 
 
+_Curve = tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray]
+
+
+def speed_window(curves: Iterable[_Curve], early_steps: int) -> tuple[float, float] | None:
+    """The step range ``(start, stop)`` over which :func:`early_speed` compares ``curves``.
+
+    Only the finite reports count. Of the curves with at least ``early_steps`` of them,
+    ``stop`` is the latest step of an ``early_steps``-th report and ``start`` the latest step
+    of a first report (``start == stop`` when ``early_steps == 1``; ``start < stop``
+    otherwise).
+
+    Why the latest: curves reported on a coarser step grid (a larger batch, skipped report
+    steps) then have real reports at both ends or close to them, and every curve is measured
+    over the same steps. With the earliest ``early_steps``-th report instead, coarse curves
+    would be read off the chord across their first gap, which understates the early drop of
+    the convex curves training produces and so would penalise such configurations
+    systematically. The price: a curve that stopped (was pruned) before ``stop``, or began
+    reporting after ``start``, gets no speed (see :func:`early_speed`).
+
+    Args:
+        curves: ``(steps, values)`` per candidate, e.g. from :func:`trial_curve`.
+        early_steps: Reports that define early speed, >= 1.
+
+    Returns:
+        ``(start, stop)``, or ``None`` when no curve has ``early_steps`` finite reports.
+    """
+    early_steps = check_int("early_steps", early_steps, 1)
+    start = stop = -math.inf
+    for steps, values in curves:
+        x, _ = clean_curve(steps, values)
+        if x.size >= early_steps:
+            start = max(start, float(x[0]))
+            stop = max(stop, float(x[early_steps - 1]))
+    return None if stop == -math.inf else (start, stop)
+
+
 def early_speed(
     steps: Sequence[float] | np.ndarray,
     values: Sequence[float] | np.ndarray,
     early_steps: int,
     direction: StudyDirection = StudyDirection.MINIMIZE,
+    window: tuple[float, float] | None = None,
 ) -> float | None:
-    """How fast a curve improves over its first ``early_steps`` reports (higher is faster).
+    """How fast a curve improves over the early step range ``window`` (higher is faster).
 
-    With reports ``v_1 .. v_m`` at steps ``s_1 .. s_m`` (``m = min(early_steps, reports)``)
-    and ``sign`` = +1 when minimising, -1 when maximising::
+    With ``v(s)`` the curve's finite reports linearly interpolated at step ``s``, the window
+    ``(a, b)`` and ``sign`` = +1 when minimising, -1 when maximising::
 
-        early_steps >= 2:  speed = sign * (v_1 - v_m) / (|v_1| + 1e-12) / (s_m - s_1)
-        early_steps == 1:  speed = -sign * v_1
+        a < b:   speed = sign * (v(a) - v(b)) / (b - a)
+        a == b:  speed = -sign * v(b)
 
-    i.e. the relative improvement per step, or (with one report) how good the first report
-    already is.
+    i.e. the improvement per step over the window, or (a one-step window, which
+    ``early_steps == 1`` gives) how good the curve already is at that step. There is no
+    division by the curve's own level (a first value near 0, e.g. an accuracy starting at 0,
+    would inflate it without bound): curves of one study share a scale, and only their
+    order matters to the ranking.
+
+    Args:
+        steps: Report steps.
+        values: Reported values; non-finite ones are ignored.
+        early_steps: Reports that define early speed, >= 1; used only to derive the window
+            from this one curve when ``window`` is ``None``.
+        direction: The study's direction.
+        window: The common ``(start, stop)`` of the curves being compared (see
+            :func:`speed_window`); ``None`` for this curve's own first and
+            ``early_steps``-th finite reports.
 
     Returns:
-        The speed, or ``None`` (neutral) when there are too few finite reports (fewer than 2,
-        or none for ``early_steps == 1``) or the first report is non-finite.
+        The speed, or ``None`` when the curve's finite reports do not span the window (or,
+        with ``window=None``, are fewer than ``early_steps``): a neutral speed, never one
+        measured over a shorter range.
     """
-    x = np.asarray(steps, dtype=float)[:early_steps]
-    y = np.asarray(values, dtype=float)[:early_steps]
+    if window is None:
+        window = speed_window([(steps, values)], early_steps)
+        if window is None:
+            return None
+    else:
+        check_int("early_steps", early_steps, 1)
+    a = check_float("window[0]", window[0])
+    b = check_float("window[1]", window[1])
+    if b < a:
+        raise ValueError(f"`window` must be (start, stop) with start <= stop, got {window}.")
+    x, y = clean_curve(steps, values)
+    if y.size == 0 or x[0] > a or x[-1] < b:
+        return None
     sign = 1.0 if direction == StudyDirection.MINIMIZE else -1.0
-    if y.size == 0 or not math.isfinite(y[0]):
-        return None
-    if early_steps == 1:
-        return -sign * float(y[0])
-    if y.size < 2 or not math.isfinite(y[-1]) or not x[-1] > x[0]:
-        return None
-    return sign * float(y[0] - y[-1]) / (abs(float(y[0])) + 1e-12) / float(x[-1] - x[0])
+    end = float(np.interp(b, x, y))
+    if a == b:
+        return -sign * end
+    return sign * (float(np.interp(a, x, y)) - end) / (b - a)
 
 
 def male_curves(trials: Iterable[FrozenTrial], early_steps: int) -> list[MaleCurve]:

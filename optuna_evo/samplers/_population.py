@@ -161,12 +161,42 @@ class Lineage:
 
 def _storage_and_id(
     trial: optuna.Trial | FrozenTrial, study: Study | None
-) -> tuple[optuna.storages.BaseStorage | None, int]:
+) -> tuple[optuna.storages.BaseStorage | None, int, int | None]:
+    """The storage to read, the trial's id there and its study's id (``None``: no storage)."""
     if isinstance(trial, optuna.Trial):
-        return trial.study._storage, trial._trial_id
-    if isinstance(trial, FrozenTrial):
-        return (study._storage if study is not None else None), trial._trial_id
-    raise TypeError(f"`trial` must be an optuna Trial or FrozenTrial, got {type(trial).__name__}.")
+        return trial.study._storage, trial._trial_id, trial.study._study_id
+    if not isinstance(trial, FrozenTrial):
+        raise TypeError(
+            f"`trial` must be an optuna Trial or FrozenTrial, got {type(trial).__name__}."
+        )
+    if study is None:
+        return None, trial._trial_id, None
+    # Trial ids are global to a storage: the same id in another study is another trial.
+    try:
+        trial_id = study._storage.get_trial_id_from_study_id_trial_number(
+            study._study_id, trial.number
+        )
+    except KeyError:
+        trial_id = None
+    if trial_id != trial._trial_id:
+        raise ValueError(
+            f"trial {trial.number} (id {trial._trial_id}) is not a trial of study "
+            f"{study.study_name!r}; pass the study it belongs to."
+        )
+    return study._storage, trial_id, study._study_id
+
+
+def _trial_of(storage: optuna.storages.BaseStorage, study_id: int, trial: FrozenTrial) -> bool:
+    """Whether ``trial`` (read by id from ``storage``) belongs to study ``study_id``."""
+    try:
+        found = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    except KeyError:
+        return False
+    return found == trial._trial_id
+
+
+def _trial_by_number(storage: optuna.storages.BaseStorage, study_id: int, number: int) -> Any:
+    return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study_id, number))
 
 
 def lineage(trial: optuna.Trial | FrozenTrial, study: Study | None = None) -> Lineage | None:
@@ -183,8 +213,11 @@ def lineage(trial: optuna.Trial | FrozenTrial, study: Study | None = None) -> Li
 
     Returns:
         The :class:`Lineage`, or ``None`` if no optuna-evo sampler handled the trial.
+
+    Raises:
+        ValueError: ``trial`` is not a trial of ``study``.
     """
-    storage, trial_id = _storage_and_id(trial, study)
+    storage, trial_id, _ = _storage_and_id(trial, study)
     if storage is None:
         assert isinstance(trial, FrozenTrial)
         attrs = trial.system_attrs
@@ -204,14 +237,20 @@ def parents(trial: optuna.Trial | FrozenTrial, study: Study | None = None) -> li
     Returns:
         The parents, in lineage order (the first is the primary parent); empty for trials of
         generation 0 and for trials no optuna-evo sampler handled.
+
+    Raises:
+        ValueError: ``study`` is missing for a FrozenTrial, or ``trial`` is not one of its
+            trials.
     """
-    storage, _ = _storage_and_id(trial, study)
-    if storage is None:
+    storage, _, study_id = _storage_and_id(trial, study)
+    if storage is None or study_id is None:
         raise ValueError("`study` is required to read the parents of a FrozenTrial.")
     info = lineage(trial, study)
     if info is None:
         return []
-    return [storage.get_trial(i) for i in info.parent_ids]
+    # By number, not by the recorded storage ids: those belong to the storage the study was
+    # created in (optuna.copy_study gives the trials new ids, and keeps their numbers).
+    return [_trial_by_number(storage, study_id, n) for n in info.parent_numbers]
 
 
 def settle_study_attr(study: Study, key: str, value: Any) -> Any:
@@ -602,6 +641,18 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         storage, study_id = study._storage, study._study_id
         attr = self._get_parent_cache_key_prefix() + str(generation)
         ids = storage.get_study_system_attrs(study_id).get(attr)
+        per_study = self._parent_cache.setdefault(storage, {})
+        if ids is not None and (study_id, generation, tuple(ids)) not in per_study:
+            try:
+                trials = [storage.get_trial(i) for i in ids]
+            except KeyError:  # no such id in this storage
+                trials = []
+            if trials and all(_trial_of(storage, study_id, t) for t in trials):
+                per_study[(study_id, generation, tuple(ids))] = trials
+            else:
+                # Ids of the storage the study was copied from (optuna.copy_study renumbers
+                # trial ids, not numbers): select this generation's parents again.
+                ids = None
         if ids is None:
             selected = self.select_parent(study, generation)
             considered = self._considered.pop((study_id, generation), None)
@@ -610,7 +661,6 @@ class PopulationSampler(BaseGASampler, abc.ABC):
                     study_id, self._considered_key(generation), considered
                 )
             ids = settle_study_attr(study, attr, [t._trial_id for t in selected])
-        per_study = self._parent_cache.setdefault(storage, {})
         cache_key = (study_id, generation, tuple(ids))
         cached = per_study.get(cache_key)
         if cached is None:
@@ -658,7 +708,8 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         if stored is not None:  # assigned earlier, possibly by another worker
             info = Lineage.from_dict(stored)
             extras = {k: v for k, v in attrs.items() if k in self._extra_keys}
-            return Plan(info, [storage.get_trial(i) for i in info.parent_ids], rng, extras)
+            found = [_trial_by_number(storage, study._study_id, n) for n in info.parent_numbers]
+            return Plan(info, found, rng, extras)
 
         generation, slot = self._generation_and_slot(study)
         chosen: list[FrozenTrial] = []

@@ -37,6 +37,7 @@ from optuna_evo.predictors.population import females_key
 from optuna_evo.predictors.population import final_step
 from optuna_evo.predictors.population import male_curves
 from optuna_evo.predictors.population import rank_females
+from optuna_evo.predictors.population import speed_window
 from optuna_evo.predictors.population import trial_curve
 from optuna_evo.samplers._population import Lineage
 from optuna_evo.samplers._population import Plan
@@ -67,16 +68,23 @@ class GenderSampler(PopulationSampler):
     2. **Males** of the previous generation and its parents are ranked by
        ``(1 - speed_weight) · rank(final) + speed_weight · rank(early speed)``, where *final*
        is the objective value of a COMPLETE trial and the best female's prediction for a
-       PRUNED one (extrapolated to the last step COMPLETE trials reach), and *early speed* is
-       the relative improvement per step over the first ``early_steps`` reports::
+       PRUNED one (extrapolated to the last step COMPLETE trials reach). A PRUNED trial whose
+       last report is NaN or infinite diverged: it is not ranked, so it never becomes a
+       parent. *Early speed* is the improvement per step over one step range ``[a, b]``
+       shared by all the males ranked together::
 
-           speed = sign · (v_1 − v_k) / (|v_1| + 1e-12) / (s_k − s_1)
+           speed = sign · (v(a) − v(b)) / (b − a)
 
-       (``v_i`` the i-th report at step ``s_i``, ``k = min(early_steps, reports)``, ``sign``
-       +1 when minimising, −1 when maximising; with ``early_steps == 1``, ``−sign · v_1``).
-       Trials that reported fewer than two values (or none) get a neutral speed rank, so
-       objectives that never report still work (the ranking is then by value). The best
-       ``n_top_males`` are the parent population.
+       (``v(s)`` a male's finite reports linearly interpolated at step ``s``; ``sign`` +1
+       when minimising, −1 when maximising; with ``early_steps == 1``, ``a == b`` and the
+       speed is ``−sign · v(b)``). Of the males with at least ``early_steps`` finite
+       reports, ``b`` is the latest step of an ``early_steps``-th report and ``a`` the latest
+       step of a first report (see :func:`~optuna_evo.predictors.population.speed_window`),
+       so reports on different step grids are compared over the same steps. A male whose
+       reports do not span ``[a, b]`` (pruned or stopped before ``b``, or no reports at all)
+       gets a neutral speed rank: the middle of the ranking, so it neither gains nor loses
+       by its speed, and objectives that never report still work (the ranking is then by
+       value). The best ``n_top_males`` are the parent population.
     3. **Offspring**: two top males chosen uniformly (role ``child``: crossover then
        per-parameter mutation; role ``mutant`` when only one male is available) paired with
        two top females chosen uniformly (BLX-α crossover then Gaussian mutation of the
@@ -121,8 +129,10 @@ class GenderSampler(PopulationSampler):
 
     Args:
         population_size: Finished trials per generation, >= 2.
-        n_top_males: Males kept as parents each generation, 1..population_size.
-        n_top_females: Females kept as parents each generation, 1..population_size.
+        n_top_males: Males kept as parents each generation, 1..population_size; ``None``
+            (default) for ``min(4, population_size)``.
+        n_top_females: Females kept as parents each generation, 1..population_size; ``None``
+            (default) for ``min(4, population_size)``.
         early_steps: Reports that define a male's early speed and that a female sees, >= 1.
         speed_weight: Weight of early speed against final value when ranking males, in [0, 1].
         crossover: Male crossover: ``"uniform"``, ``"blend"`` or a
@@ -148,8 +158,8 @@ class GenderSampler(PopulationSampler):
     def __init__(
         self,
         population_size: int = 10,
-        n_top_males: int = 4,
-        n_top_females: int = 4,
+        n_top_males: int | None = None,
+        n_top_females: int | None = None,
         early_steps: int = 3,
         speed_weight: float = 0.25,
         crossover: str | BaseCrossover = "uniform",
@@ -168,8 +178,17 @@ class GenderSampler(PopulationSampler):
         # Validate the sizes first so the error names the argument the caller got wrong.
         population_size = check_int("population_size", population_size, 2)
         super().__init__(population_size, seed=seed, mirror_user_attrs=mirror_user_attrs)
-        self._n_top_males = check_int("n_top_males", n_top_males, 1, population_size)
-        self._n_top_females = check_int("n_top_females", n_top_females, 1, population_size)
+        # None: a default that fits every valid population size.
+        default_top = min(4, population_size)
+        self._n_top_males = check_int(
+            "n_top_males", default_top if n_top_males is None else n_top_males, 1, population_size
+        )
+        self._n_top_females = check_int(
+            "n_top_females",
+            default_top if n_top_females is None else n_top_females,
+            1,
+            population_size,
+        )
         self._early_steps = check_int("early_steps", early_steps, 1)
         self._speed_weight = check_probability("speed_weight", speed_weight)
         self._mutation_prob = check_probability("mutation_prob", mutation_prob)
@@ -270,8 +289,10 @@ class GenderSampler(PopulationSampler):
         """Rank finished males best first by final value (predicted for PRUNED ones) and
         early speed, as described in the class docstring.
 
-        Trials without a usable final (FAILED, a NaN value, PRUNED before any report) are
-        dropped: they never become parents.
+        Trials without a usable final (FAILED, a NaN value, PRUNED before any report, PRUNED
+        with a NaN or infinite last report) are dropped: they never become parents. Early
+        speed is measured over one step range for all the ranked trials
+        (:func:`~optuna_evo.predictors.population.speed_window`).
         """
         predictor = predictor or DEFAULT_FEMALE
         direction = study.direction
@@ -282,19 +303,24 @@ class GenderSampler(PopulationSampler):
             steps, values = trial_curve(t)
             if t.state == TrialState.COMPLETE:
                 final = t.value
-            elif t.state == TrialState.PRUNED and values.size:
+            # A PRUNED run whose last report is NaN/inf diverged: it gets no final, since a
+            # prediction from its finite start would rank it by the start before the blow-up.
+            elif t.state == TrialState.PRUNED and values.size and math.isfinite(values[-1]):
                 goal = target if target is not None else float(steps[-1])
                 final = predictor.predict(steps, values, max(goal, float(steps[-1])))
             else:
                 final = None
             if final is None or not math.isfinite(final):
                 continue
-            speed = early_speed(steps, values, self._early_steps, direction)
-            rows.append((t, sign * final, speed))
+            rows.append((t, sign * final, (steps, values)))
         if not rows:
             return []
         final_rank = average_ranks([r[1] for r in rows])
-        speeds = [r[2] for r in rows]
+        window = speed_window([r[2] for r in rows], self._early_steps)
+        speeds = [
+            None if window is None else early_speed(*r[2], self._early_steps, direction, window)
+            for r in rows
+        ]
         known = [(i, s) for i, s in enumerate(speeds) if s is not None]
         n = len(rows)
         speed_rank = np.full(n, (n + 1) / 2.0)  # neutral: the middle

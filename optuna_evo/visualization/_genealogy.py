@@ -15,6 +15,7 @@ from optuna_evo.visualization._utils import empty_figure
 from optuna_evo.visualization._utils import generation_of
 from optuna_evo.visualization._utils import lineage_of
 from optuna_evo.visualization._utils import trial_value
+from optuna_evo.visualization._utils import unit_dtick
 
 _MAX_HOVER_PARAMS = 12
 
@@ -29,10 +30,14 @@ def plot_genealogy(
 
     Trials of one generation are stacked in trial-number order (position 0 is the
     generation's first trial, the ``agent`` column of :func:`optuna_evo.export_csv`). Markers
-    of COMPLETE trials are coloured by their value; pruned, failed and running trials are
-    grey. Each edge joins a parent to its child as recorded by the sampler (see
+    of COMPLETE trials are coloured by their value; those whose value is not finite (``±inf``,
+    or a ``target`` giving ``nan``) cannot be placed on the colour scale and have their own
+    dark grey trace, "Non-finite value"; pruned, failed and running trials are light grey.
+    Each edge joins a parent to its child as recorded by the sampler (see
     :func:`optuna_evo.lineage`); MAGE's elites point at their own previous agent. Hovering a
-    marker shows the trial number, role, parents, value and parameters.
+    marker shows the trial number, role, parents, value and parameters. Each axis has a tick
+    at every integer when it spans at most 30 (generations or positions), and plotly's own
+    spacing beyond.
 
     Studies run by an Optuna genetic sampler (``NSGAIISampler``, ``NSGAIIISampler``) are
     plotted too, without edges: those samplers store generations but not parents.
@@ -54,9 +59,10 @@ def plot_genealogy(
 
     Returns:
         A :class:`plotly.graph_objects.Figure`: an edge trace (lines) followed by the marker
-        traces. It has no data, and says why, when no trial has a generation; trials of any
-        state are plotted (failed and running ones in grey), so an optuna-evo study whose
-        trials all failed still has its figure.
+        traces ("Trial", "No value (pruned, failed or running)", "Non-finite value"; each
+        only when it has trials). It has no data, and says why, when no trial has a
+        generation; trials of any state are plotted (failed and running ones in grey), so an
+        optuna-evo study whose trials all failed still has its figure.
 
     Raises:
         ValueError: If the study is multi-objective and ``target`` is ``None``.
@@ -64,8 +70,8 @@ def plot_genealogy(
     check_target(study, target)
     layout = go.Layout(
         title="Genealogy Plot",
-        xaxis={"title": "Generation", "dtick": 1},
-        yaxis={"title": "Position in generation", "dtick": 1},
+        xaxis={"title": "Generation"},
+        yaxis={"title": "Position in generation"},
         hovermode="closest",
     )
     trials = study.get_trials(deepcopy=False)
@@ -97,14 +103,30 @@ def plot_genealogy(
             edge_x += [parent[0], child[0], None]
             edge_y += [parent[1], child[1], None]
 
-    valued: list[tuple[int, FrozenTrial, float]] = []
-    unvalued: list[tuple[int, FrozenTrial]] = []
+    valued: list[tuple[int, FrozenTrial, float | None]] = []
+    non_finite: list[tuple[int, FrozenTrial, float | None]] = []
+    unvalued: list[tuple[int, FrozenTrial, float | None]] = []
     for g, t in placed:
         value = trial_value(t, target)
-        if value is not None and math.isfinite(value):
+        if value is None:
+            unvalued.append((g, t, None))
+        elif math.isfinite(value):
             valued.append((g, t, value))
-        else:
-            unvalued.append((g, t))
+        else:  # COMPLETE, but off any colour scale: shown apart, value in the hover
+            non_finite.append((g, t, value))
+
+    def markers(
+        points: list[tuple[int, FrozenTrial, float | None]], name: str, marker: dict[str, Any]
+    ) -> go.Scatter:
+        return go.Scatter(
+            x=[g for g, _, _ in points],
+            y=[position[t.number][1] for _, t, _ in points],
+            mode="markers",
+            name=name,
+            text=[_hover(g, t, v, target_name) for g, t, v in points],
+            hovertemplate="%{text}<extra></extra>",
+            marker={"size": 11, "line": {"width": 0.5, "color": "Grey"}, **marker},
+        )
 
     data: list[go.Scatter] = [
         go.Scatter(
@@ -117,37 +139,26 @@ def plot_genealogy(
         )
     ]
     if valued:
-        data.append(
-            go.Scatter(
-                x=[g for g, _, _ in valued],
-                y=[position[t.number][1] for _, t, _ in valued],
-                mode="markers",
-                name="Trial",
-                text=[_hover(g, t, v, target_name) for g, t, v in valued],
-                hovertemplate="%{text}<extra></extra>",
-                marker={
-                    "size": 11,
-                    "color": [v for _, _, v in valued],
-                    "colorscale": "Viridis",
-                    "showscale": True,
-                    "colorbar": {"title": {"text": target_name}},
-                    "line": {"width": 0.5, "color": "Grey"},
-                },
-            )
-        )
+        colours = {
+            "color": [v for _, _, v in valued],
+            "colorscale": "Viridis",
+            "showscale": True,
+            "colorbar": {"title": {"text": target_name}},
+        }
+        data.append(markers(valued, "Trial", colours))
     if unvalued:
         data.append(
-            go.Scatter(
-                x=[g for g, _ in unvalued],
-                y=[position[t.number][1] for _, t in unvalued],
-                mode="markers",
-                name="No value (pruned, failed or running)",
-                text=[_hover(g, t, None, target_name) for g, t in unvalued],
-                hovertemplate="%{text}<extra></extra>",
-                marker={"size": 11, "color": "#cccccc", "line": {"width": 0.5, "color": "Grey"}},
-            )
+            markers(unvalued, "No value (pruned, failed or running)", {"color": "#cccccc"})
         )
-    return go.Figure(data=data, layout=layout)
+    if non_finite:
+        data.append(
+            markers(non_finite, "Non-finite value", {"symbol": "diamond", "color": "#555555"})
+        )
+    figure = go.Figure(data=data, layout=layout)
+    # A tick per generation and per position, unless there are too many to label.
+    figure.layout.xaxis.dtick = unit_dtick(placed[0][0], placed[-1][0])
+    figure.layout.yaxis.dtick = unit_dtick(0, max(counts.values()) - 1)
+    return figure
 
 
 def _hover(generation: int, trial: FrozenTrial, value: float | None, target_name: str) -> str:

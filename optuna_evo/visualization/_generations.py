@@ -15,6 +15,7 @@ from optuna_evo.visualization._utils import check_target
 from optuna_evo.visualization._utils import empty_figure
 from optuna_evo.visualization._utils import generation_of
 from optuna_evo.visualization._utils import trial_value
+from optuna_evo.visualization._utils import unit_dtick
 
 
 def plot_generations(
@@ -26,8 +27,12 @@ def plot_generations(
     """Plot the values of each generation's COMPLETE trials as a box with every point.
 
     One box per generation shows how the population's values spread; its points are the
-    trials (hover for the trial number). For single-objective studies a line joins each
-    generation's best value, so a stalled or improving search is visible at a glance.
+    trials (hover for the trial number). For single-objective studies plotted without a
+    ``target``, a line joins each generation's best value (by the study's direction), so a
+    stalled or improving search is visible at a glance; with a ``target`` there is no such
+    line, since whether higher or lower is better is unknown (as in Optuna's
+    ``plot_optimization_history``). The generation axis has a tick at every generation when
+    it spans at most 30, and plotly's own spacing beyond.
 
     Example:
 
@@ -41,15 +46,16 @@ def plot_generations(
     Args:
         study: A study run by an optuna-evo sampler (or an Optuna genetic sampler).
         target: A function giving the value to plot for a COMPLETE trial; required for
-            multi-objective studies, like in :mod:`optuna.visualization`.
+            multi-objective studies, like in :mod:`optuna.visualization`. Its values get no
+            "Best in generation" line.
         target_name: The y axis' title.
 
     Returns:
         A :class:`plotly.graph_objects.Figure` with one ``Box`` trace per generation followed,
-        for single-objective studies, by the "Best in generation" line. It has no data, and
-        says why, when no COMPLETE trial with a finite value has a generation: either no
-        trial has one (not an optuna-evo study) or none of those that have one is COMPLETE
-        yet (the message counts them by state).
+        for single-objective studies without a ``target``, by the "Best in generation"
+        line. It has no data, and says why, when no COMPLETE trial with a finite value has
+        a generation: either no trial has one (not an optuna-evo study) or none of those
+        that have one is COMPLETE yet (the message counts them by state).
 
     Raises:
         ValueError: If the study is multi-objective and ``target`` is ``None``.
@@ -57,7 +63,7 @@ def plot_generations(
     check_target(study, target)
     layout = go.Layout(
         title="Generations Plot",
-        xaxis={"title": "Generation", "dtick": 1},
+        xaxis={"title": "Generation"},
         yaxis={"title": target_name},
         showlegend=True,
     )
@@ -108,7 +114,8 @@ def plot_generations(
                 showlegend=False,
             )
         )
-    if len(study.directions) == 1:
+    # The study's direction says which values are best, not which targets are.
+    if target is None and len(study.directions) == 1:
         pick = max if study.direction == StudyDirection.MAXIMIZE else min
         data.append(
             go.Scatter(
@@ -119,4 +126,7 @@ def plot_generations(
                 line={"color": "rgb(214, 39, 40)"},
             )
         )
-    return go.Figure(data=data, layout=layout)
+    figure = go.Figure(data=data, layout=layout)
+    # A tick per generation, unless there are too many to label.
+    figure.layout.xaxis.dtick = unit_dtick(generations[0], generations[-1])
+    return figure

@@ -14,6 +14,9 @@ from optuna_evo._logging import get_logger
 from optuna_evo.samplers._population import LINEAGE_KEY
 
 _GENERATION_SUFFIX = ":generation"
+MAX_UNIT_TICKS = 30
+"""An integer axis spanning at most this many steps gets a tick at every integer; a longer
+one leaves the spacing to plotly (hundreds of labels would overlap)."""
 
 
 def check_target(study: Study, target: Callable[[FrozenTrial], float] | None) -> None:
@@ -53,6 +56,15 @@ def generation_of(trial: FrozenTrial) -> int | None:
 def lineage_of(trial: FrozenTrial) -> dict[str, Any]:
     """The stored lineage dict of a trial (empty for trials no optuna-evo sampler handled)."""
     return trial.system_attrs.get(LINEAGE_KEY) or {}
+
+
+def unit_dtick(low: int, high: int) -> int | None:
+    """The ``dtick`` of an axis of integers from ``low`` to ``high``: 1 when they are few.
+
+    Generations and positions are integers, which plotly would label at halves on a short
+    axis; on a long one (``None``) plotly picks a spacing whose labels do not overlap.
+    """
+    return 1 if high - low <= MAX_UNIT_TICKS else None
 
 
 def empty_figure(layout: go.Layout, message: str, logger_name: str) -> go.Figure:
