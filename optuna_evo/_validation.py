@@ -21,8 +21,10 @@ import numpy as np
 
 _T = TypeVar("_T")
 
-MAX_TORCH_SEED = 2**63 - 1
-"""Largest seed a training run takes (``torch.manual_seed`` and generators take 64 bits)."""
+MIN_TORCH_SEED = -(2**63)
+"""Smallest seed a training run takes (``torch.manual_seed`` and its generators' range)."""
+MAX_TORCH_SEED = 2**64 - 1
+"""Largest seed a training run takes."""
 
 
 def _interval(low: float, high: float, low_open: bool = False, high_open: bool = False) -> str:

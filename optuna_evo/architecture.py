@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 import dataclasses
 from dataclasses import dataclass
+import itertools
 import math
 import re
 from typing import Any
@@ -692,8 +693,11 @@ def align_hidden_layers(parent: Architecture, child: Architecture) -> dict[int, 
     added or removed layer, the layers behind it moved by one place. Equal depths map every
     layer to itself (a width or activation change keeps the layer's place). Otherwise the
     layers are matched in order on equal ``(width, block type)``, as many as possible (a
-    longest common subsequence); ties prefer the earlier layers. Unmatched layers continue
-    nothing: a new layer keeps its fresh weights, a removed one is dropped.
+    longest common subsequence); among such matchings the one that carries the most skip
+    edges onto skip edges of the child wins (a mutation moves them with their layers), then
+    the one whose matched layers also keep their input width, then the one matching the
+    earliest layers. Unmatched layers continue nothing: a new layer
+    keeps its fresh weights, a removed one is dropped.
 
     Args:
         parent: The architecture the weights were trained in.
@@ -725,7 +729,23 @@ def align_hidden_layers(parent: Architecture, child: Architecture) -> dict[int, 
             i += 1
         else:
             j += 1
-    return pairs
+    if math.comb(len(a), len(pairs)) * math.comb(len(b), len(pairs)) > 4096:
+        return pairs  # too many equally long matchings to weigh: the earliest one
+
+    def score(match: dict[int, int]) -> tuple[int, int]:
+        blocks = {**match, parent.n_hidden: child.n_hidden}  # the output block stays last
+        edges = {(match.get(i), blocks.get(j)) for i, j in parent.skips}
+        same_input = sum(parent.widths[p] == child.widths[c] for p, c in match.items())
+        return len(edges & set(child.skips)), same_input
+
+    best, best_score = pairs, score(pairs)
+    for kept in itertools.combinations(range(len(a)), len(pairs)):
+        for into in itertools.combinations(range(len(b)), len(pairs)):
+            if all(a[p] == b[c] for p, c in zip(kept, into)):
+                match = dict(zip(kept, into))
+                if score(match) > best_score:  # strictly: ties keep the earliest layers
+                    best, best_score = match, score(match)
+    return best
 
 
 def suggest_architecture(trial: Any, search_space: Mapping[str, Any]) -> Architecture:

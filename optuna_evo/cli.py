@@ -39,6 +39,7 @@ from collections.abc import Sequence
 import contextlib
 import functools
 import importlib.util
+import json
 import os
 from pathlib import Path
 import sys
@@ -841,11 +842,18 @@ def _writing_out(out: str) -> Iterator[None]:
         raise CLIError(f"cannot write --out {out!r}: {reason}{where}") from None
 
 
-def _remove_stale(path: Path) -> None:
-    """Remove ``path``, a file an earlier ``report`` wrote that this one does not replace."""
-    if path.is_file():
-        path.unlink()
-        print(f"removed {path} (from an earlier report)")
+# The files a report wrote, so that the next one into the folder removes only its own.
+_REPORT_MANIFEST = ".optuna-evo-report.json"
+
+
+def _earlier_report(out: Path) -> set[str]:
+    """Names of the plot files the previous ``report`` into ``out`` wrote (from its manifest)."""
+    try:
+        names = json.loads((out / _REPORT_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()  # none, or unreadable: remove nothing
+    plots = {f"{stem}{suffix}" for stem in _REPORT_STEMS for suffix in (".html", ".png")}
+    return {n for n in names if n in plots} if isinstance(names, list) else set()
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -877,11 +885,12 @@ def _report(args: argparse.Namespace) -> int:
     # The plots log why a figure is empty; this command prints it once itself.
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # Plots of an earlier report (maybe of another study) that this run does not rewrite
+    # would pass for this study's: they are removed below. Files report did not write stay.
+    earlier = _earlier_report(out)
+    written: set[str] = set()
     try:
         for stem in _REPORT_STEMS:
-            # Files of an earlier report (maybe of another study) that this run does not
-            # rewrite would pass for this study's: they are removed below.
-            written: set[str] = set()
             plot = plots.get(stem)
             figure = plot(study) if plot is not None else None
             if figure is not None and not figure.data:
@@ -895,21 +904,23 @@ def _report(args: argparse.Namespace) -> int:
                 with _writing_out(args.out):
                     # plotly.min.js is written once beside the pages, so they open offline.
                     figure.write_html(html, include_plotlyjs="directory")
-                written.add(".html")
+                written.add(html.name)
                 print(f"wrote {html}")
                 if png:
                     try:
                         figure.write_image(out / f"{stem}.png")
-                        written.add(".png")
+                        written.add(f"{stem}.png")
                         print(f"wrote {out / f'{stem}.png'}")
                     except Exception as e:  # kaleido needs a Chrome it can start
                         print(f"note: no PNG of {stem}: {_one_line(e)}")
-            for suffix in (".html", ".png"):
-                if suffix not in written:
-                    with _writing_out(args.out):
-                        _remove_stale(out / f"{stem}{suffix}")
     finally:
         optuna.logging.set_verbosity(verbosity)
+    with _writing_out(args.out):
+        for stale in sorted(earlier - written):
+            if (out / stale).is_file():
+                (out / stale).unlink()
+                print(f"removed {out / stale} (from an earlier report)")
+        (out / _REPORT_MANIFEST).write_text(json.dumps(sorted(written)), encoding="utf-8")
     return 0
 
 

@@ -507,15 +507,15 @@ def _outputs(model: nn.Module) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(
-    "child_widths, blocks",
+    "child_widths, blocks, added, atol",
     [
-        ([6, 8, 8, 4, 3], None),  # a square linear layer added after the first
-        ([6, 8, 4, 4, 3], None),  # ... added after the second
-        ([6, 8, 8, 4, 3], ["linear", "residual", "linear"]),  # a residual one
+        ([6, 8, 8, 4, 3], None, 1, 1e-6),  # a square linear layer added after the first
+        ([6, 8, 4, 4, 3], None, 2, 1e-6),  # ... added after the second
+        ([6, 8, 8, 4, 3], ["linear", "residual", "linear"], 1, 1e-2),  # a residual one
     ],
 )
 def test_a_child_with_an_added_layer_starts_from_its_parents_function(
-    tmp_path: Path, child_widths: list[int], blocks: list[str] | None
+    tmp_path: Path, child_widths: list[int], blocks: list[str] | None, added: int, atol: float
 ) -> None:
     # Layer names hold positions: without alignment the parent's output layer landed in the
     # child's new hidden layer, and a random layer sat in the middle.
@@ -525,7 +525,10 @@ def test_a_child_with_an_added_layer_starts_from_its_parents_function(
     child = _relu_mlp(child_widths, seed=1, blocks=blocks)
     report = checkpoint.load_parent(_saved(study, parent, store), child, store)
     assert report is not None
-    torch.testing.assert_close(_outputs(child), _outputs(parent))
+    torch.testing.assert_close(_outputs(child), _outputs(parent), atol=atol, rtol=0)
+    # ... and the added layer can learn (an all-zero layer under ReLU gets no gradient).
+    child(torch.randn(32, 6)).square().sum().backward()
+    assert child.linears[added].weight.grad.abs().sum() > 0
 
 
 def test_a_child_with_a_removed_layer_keeps_the_others_in_place(tmp_path: Path) -> None:
@@ -595,3 +598,22 @@ def test_a_checkpoint_that_fits_nothing_is_said_aloud(
         optuna.logging.disable_propagation()
     assert report is not None and not (report.copied or report.partial)
     assert "fits the model" in caplog.text and "fresh weights" in caplog.text
+
+
+@pytest.mark.parametrize("parent_skips", [[(0, 2)], [(1, 3)]])
+@pytest.mark.parametrize("pos", [1, 2, 3])
+def test_an_added_layer_keeps_the_skip_edges_on_their_layers(
+    parent_skips: list[tuple[int, int]], pos: int
+) -> None:
+    # Equal widths leave several matchings; the one that carries the skip edges the mutation
+    # moved keeps the parent's function (the earliest one did not: output off by ~1).
+    from optuna_evo.architecture import _shift_skips
+    from optuna_evo.objectives import MLP
+
+    parent_arch = optuna_evo.Architecture([6, 8, 8, 8, 3], "relu", skips=parent_skips)
+    skips = _shift_skips(list(parent_arch.skips), pos, +1, 4)
+    child_arch = optuna_evo.Architecture([6, 8, 8, 8, 8, 3], "relu", skips=skips)
+    torch.manual_seed(0)
+    parent, child = MLP(parent_arch), MLP(child_arch)
+    child.load_state_dict(child.inherit_state(parent_arch, parent.state_dict()), strict=False)
+    torch.testing.assert_close(_outputs(child), _outputs(parent))

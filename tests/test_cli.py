@@ -179,6 +179,7 @@ def test_mage_mlp_run_worker_report_export(
         "generations.html",
         "optimization_history.html",
         "plotly.min.js",
+        ".optuna-evo-report.json",  # what this report wrote, for the next one into the folder
     }
     page = (report / "genealogy.html").read_text()
     assert "Genealogy Plot" in page and '"Trial 6 (COMPLETE)' in page
@@ -623,9 +624,8 @@ def test_report_replaces_an_earlier_report_and_names_the_study(
     monkeypatch.setattr(go.Figure, "write_image", write_image)
     out = tmp_path / "r"
     out.mkdir()
-    # Files report writes, left by earlier reports, and one of the user's.
-    for name in ("predictor_accuracy.html", "predictor_accuracy.png", "optimization_history.png"):
-        (out / name).write_text("earlier report")
+    # The user's files, two of them named like report's plots: no report wrote them.
+    (out / "predictor_accuracy.html").write_text("mine")
     (out / "notes.txt").write_text("mine")
 
     assert main(["report", "--storage", storage, "--study-name", "ga", "--out", str(out)]) == 0
@@ -641,20 +641,22 @@ def test_report_replaces_an_earlier_report_and_names_the_study(
         "generations.html",
         "generations.png",
         "notes.txt",
-        "optimization_history.html",  # its PNG failed: no earlier one passes for it
+        "optimization_history.html",  # its PNG failed
+        "predictor_accuracy.html",  # the user's, kept
     ]
-    assert f"removed {out / 'predictor_accuracy.html'} (from an earlier report)" in (
-        capsys.readouterr().out
-    )
+    assert "removed" not in capsys.readouterr().out
 
     titles.clear()
     assert main(["report", "--storage", storage, "--study-name", "tpe", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "skipped genealogy: " in printed and "skipped generations: " in printed
     assert titles == {"optimization_history": "Optimization History Plot — tpe"}
-    # ga's genealogy and generations would pass for tpe's: gone.
+    # ga's genealogy and generations would pass for tpe's: gone; the user's files stay.
     assert sorted(p.name for p in out.iterdir() if p.suffix in (".html", ".png", ".txt")) == [
         "notes.txt",
         "optimization_history.html",
+        "predictor_accuracy.html",
     ]
+    assert f"removed {out / 'genealogy.png'} (from an earlier report)" in printed
     assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "predictor_accuracy.html").read_text() == "mine"

@@ -286,8 +286,12 @@ def test_a_study_copied_into_a_shared_storage_breeds_from_its_own_trials(tmp_pat
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     other = optuna.create_study(storage=url, study_name="other")
     other.optimize(lambda t: 0.0 * t.suggest_float("x", -1, 1), n_trials=12)  # unbeatable
-    source = optuna.create_study(sampler=GeneticSampler(population_size=4, seed=0))
-    source.optimize(_float_objective, n_trials=8)
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=storage).optimize(_float_objective, n_trials=4)  # ids 0-3
+    source = optuna.create_study(
+        storage=storage, sampler=GeneticSampler(population_size=4, seed=0)
+    )
+    source.optimize(_float_objective, n_trials=12)  # ids 4-15: some land in the copy itself
     optuna.copy_study(
         from_study_name=source.study_name,
         from_storage=source._storage,
@@ -297,13 +301,16 @@ def test_a_study_copied_into_a_shared_storage_breeds_from_its_own_trials(tmp_pat
     copied = optuna.load_study(
         study_name="copied", storage=url, sampler=GeneticSampler(population_size=4, seed=0)
     )
+    for g in (1, 2):  # the same agents as in the source
+        pick = GeneticSampler(population_size=4).get_parent_population
+        assert [t.number for t in pick(copied, g)] == [t.number for t in pick(source, g)]
     copied.optimize(_float_objective, n_trials=4)
     own = {t._trial_id for t in copied.trials}
     for t in copied.trials[4:]:
         found = optuna_evo.parents(t, copied)
         assert found and {p._trial_id for p in found} <= own
         assert [p.number for p in found] == list(optuna_evo.lineage(t, copied).parent_numbers)
-    for t in copied.trials[8:]:
+    for t in copied.trials[12:]:
         assert set(optuna_evo.lineage(t, copied).parent_ids) <= own
 
 
@@ -492,19 +499,21 @@ def test_workers_go_on_with_the_stored_parent_population(
     )
     best, worse = _generation_zero(study, [1.0, 2.0])
     # A concurrent worker that saw other trials stores its own selection just after this one.
-    storage, key = study._storage, "GeneticSampler:parent:1"
+    storage, key = study._storage, "GeneticSampler:parent_numbers:1"
     write = storage.set_study_system_attr
 
     def and_a_rival(study_id: int, name: str, value: object) -> None:
         write(study_id, name, value)
         if name == key:
-            write(study_id, name, [worse._trial_id])
+            write(study_id, name, [worse.number])
 
     monkeypatch.setattr(storage, "set_study_system_attr", and_a_rival)
     child = study.ask()
     info = optuna_evo.lineage(child)
     assert info is not None and info.parent_ids == (worse._trial_id,)  # not this worker's pick
-    assert storage.get_study_system_attrs(study._study_id)[key] == [worse._trial_id]
+    attrs = storage.get_study_system_attrs(study._study_id)
+    assert attrs[key] == [worse.number]
+    assert attrs["GeneticSampler:parent:1"] == [worse._trial_id]  # Optuna's key, ids
 
 
 def test_a_sampler_reused_for_another_study_plans_its_trials_afresh() -> None:

@@ -105,11 +105,10 @@ def test_an_enqueued_agent_keeps_the_architecture_it_ran() -> None:
     study.optimize(objective, n_trials=9)
     ran = Architecture([20, 40, 48, 56, 3], "tanh")
     assert Architecture.from_dict(study.trials[0].system_attrs["optuna_evo:architecture"]) == ran
-    elites = [t for t in study.trials if optuna_evo.lineage(t, study).parent_numbers == (0,)]
-    elites = [t for t in elites if optuna_evo.lineage(t, study).role == "elite"]
-    assert len(elites) == 2  # generations 1 and 2 continue the best agent, as it ran
-    for t in elites:
-        assert _architectures(study)[t.number] == ((20, 40, 48, 56, 3), "tanh")
+    elites = [t for t in study.trials if optuna_evo.lineage(t, study).role == "elite"]
+    # Generation 1's elite continues it as it ran (its continuation then stands for it).
+    assert optuna_evo.lineage(elites[0], study).parent_numbers == (0,)
+    assert _architectures(study)[elites[0].number] == ((20, 40, 48, 56, 3), "tanh")
 
 
 def test_rank_scaled_mutation_mutates_the_worst_agents_more() -> None:
@@ -195,11 +194,92 @@ def test_complexity_penalised_fitness(direction: str) -> None:
         ({"tournament_size": 20}, "tournament_size"),
         ({"crossover_prob": -0.1}, "crossover_prob"),
         ({"assist": "on"}, "assist"),
+        ({"complexity_fn": "n_params"}, "complexity_fn"),
+        ({"mirror_user_attrs": "no"}, "mirror_user_attrs"),
+        ({"search_space": {"layers": "abc"}}, "search_space"),
     ],
 )
 def test_bad_arguments(kwargs: dict, argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
         MAGESampler(**kwargs)
+
+
+def test_rank_factor_may_be_a_numpy_pair() -> None:
+    MAGESampler(rank_factor=np.array([1.0, 0.3]))
+
+
+def _xy_objective(trial: optuna.Trial) -> float:
+    return (trial.suggest_float("x", -5, 5) - 1) ** 2 + (trial.suggest_float("y", -5, 5) + 2) ** 2
+
+
+def test_elites_are_distinct_agents_carried_on_from_their_latest_state() -> None:
+    # An agent and its own elite continuation once ranked 1st and 2nd: both elite slots went
+    # to one agent, and the parent population filled with copies of it.
+    study = optuna.create_study(sampler=MAGESampler(population_size=8, n_elites=2, seed=0))
+    study.optimize(_xy_objective, n_trials=8 * 6)
+    info = {t.number: optuna_evo.lineage(t, study) for t in study.trials}
+    continued: dict[int, int] = {}  # agent -> generation of its first elite continuation
+    for t in study.trials:
+        if info[t.number].role == "elite":
+            (parent,) = info[t.number].parent_numbers
+            continued.setdefault(parent, info[t.number].generation)
+    for t in study.trials:
+        if info[t.number].role != "elite":
+            continue
+        (parent,) = info[t.number].parent_numbers
+        # Never an agent that an earlier generation's elite already carried on.
+        assert continued[parent] == info[t.number].generation, t.number
+    for g in range(1, 6):
+        elites = [t for t in study.trials if info[t.number].generation == g]
+        elites = [t for t in elites if info[t.number].role == "elite"]
+        parents = {info[t.number].parent_numbers for t in elites}
+        assert len(elites) == len(parents) == 2, g
+
+
+def test_a_failed_or_enqueued_trial_costs_no_generation_its_elite() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -1, 1)
+        info = optuna_evo.lineage(trial)
+        assert info is not None
+        if info.role == "elite" and info.generation == 1 and trial.number == 5:
+            raise RuntimeError("CUDA out of memory")  # a transient failure
+        return x * x
+
+    study = optuna.create_study(sampler=MAGESampler(population_size=5, n_elites=1, seed=0))
+    study.optimize(objective, n_trials=11, catch=(RuntimeError,))
+    study.enqueue_trial({"x": 0.5})
+    study.optimize(objective, n_trials=6)
+    by_generation: dict[int, list[str]] = {}
+    for t in study.trials:
+        info = optuna_evo.lineage(t, study)
+        assert info is not None
+        if t.state == TrialState.COMPLETE:
+            by_generation.setdefault(info.generation, []).append(info.role)
+    for g in (1, 2):
+        assert by_generation[g].count("elite") == 1, by_generation
+    assert "enqueued" in by_generation[2]
+
+
+def test_complexity_fn_scores_complete_trials_and_must_be_finite() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -1, 1)
+        if trial.number == 1:
+            raise optuna.TrialPruned()  # before it could set n_params
+        trial.set_user_attr("size", 1.0 + trial.number)
+        return x * x
+
+    sampler = MAGESampler(
+        population_size=4, complexity_weight=0.5, complexity_fn=lambda t: t.user_attrs["size"]
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=8)  # pruned trial 1 is ranked, never sized
+    assert all(t.state != TrialState.FAIL for t in study.trials)
+    nan_sized = MAGESampler(
+        population_size=2, complexity_weight=0.5, complexity_fn=lambda t: float("nan")
+    )
+    study = optuna.create_study(sampler=nan_sized)
+    with pytest.raises(ValueError, match="`complexity_fn` must return a finite number"):
+        study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=4)
 
 
 def test_architecture_space_mutations_stay_valid() -> None:

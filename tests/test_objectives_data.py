@@ -355,12 +355,12 @@ def test_image_loader_validates_arguments(tmp_path: Path) -> None:
         load_mnist(tmp_path, device="cpu", n_val=60)
     with pytest.raises(ValueError, match="name"):
         load_image_dataset("cifar", tmp_path)
-    with pytest.raises(ValueError, match=r"`split_seed` must be an integer in \[0, "):
+    with pytest.raises(ValueError, match=r"`split_seed` must be an integer in \[-9"):
         load_mnist(tmp_path, device="cpu", n_val=10, split_seed=1.5)
     assert load_mnist(tmp_path, device="cpu", n_val=10, split_seed=1.0) is load_mnist(
         tmp_path, device="cpu", n_val=10, split_seed=1
     )  # An integral float is the same seed (and the same cache entry).
-    with pytest.raises(ValueError, match=r"`seed` must be an integer in \[0, "):
+    with pytest.raises(ValueError, match=r"`seed` must be an integer in \[-9"):
         make_synthetic(n=30, seed=1.5, device="cpu")
 
 
@@ -442,3 +442,11 @@ def test_data_arguments_are_refused_with_one_wording(
     write_fake_mnist(tmp_path)
     with pytest.raises(ValueError, match=message):
         make(tmp_path)
+
+
+def test_an_explicit_text_path_is_searched_alone_even_with_a_cached_copy(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "input.txt").write_text("To be, or not to be, that is the question.\n" * 5)
+    with pytest.raises(DataNotFoundError):
+        data_mod.find_tiny_shakespeare(tmp_path / "my_corpus_typo.txt", cache_dir=cache)

@@ -450,7 +450,7 @@ def test_task_arguments_are_stored_as_python_numbers() -> None:
         (lambda: MLPTask("cifar", device="cpu"), r"`dataset` must be one of \("),
         (
             lambda: MLPTask("synthetic", device="cpu", seed=1.5),
-            r"`seed` must be an integer in \[0, ",
+            r"`seed` must be an integer in \[-9",
         ),
         (lambda: FashionMNISTCNN(device="cpu", time_budget_s=math.inf), r"`time_budget_s`"),
         (lambda: CharLM(device="cpu", eval_iters=True), r"`eval_iters` must be an integer >= 1"),

@@ -143,6 +143,22 @@ def test_a_run_cut_mid_slice_keeps_its_last_evaluation_unreported(
     assert result.best_val_loss == min(r.val_loss for r in result.history)
 
 
+def test_restore_best_leaves_the_best_evaluations_weights_and_metrics(
+    blobs: ClassificationSplits,
+) -> None:
+    # SGD at lr 1 with momentum 0.99 overshoots: the last evaluation is not the best.
+    config = cpu_config(optimizer="sgd", lr=1.0, momentum=0.99, epochs=6, restore_best=True)
+    study = optuna.create_study()
+    model = small_mlp(blobs)
+    result = train(model, blobs, config, trial=study.ask())
+    best = min(result.history, key=lambda r: r.val_loss)
+    assert best is not result.history[-1]
+    assert (result.val_loss, result.val_accuracy) == (best.val_loss, best.val_accuracy)
+    assert study.trials[0].user_attrs["val_accuracy"] == best.val_accuracy
+    again = train(model, blobs, cpu_config(max_steps=1, lr=1e-12, optimizer="sgd"))
+    assert again.history[0].val_loss == pytest.approx(best.val_loss, rel=1e-3)
+
+
 def test_time_budget_and_target_stop_early(blobs: ClassificationSplits) -> None:
     timed = train(small_mlp(blobs), blobs, cpu_config(time_budget_s=1e-4, eval_interval=1000))
     assert timed.stopped_by == "time" and timed.steps >= 1 and len(timed.history) == 1
@@ -423,6 +439,7 @@ def test_config_validation_names_arguments() -> None:
         ({"epochs": 1, "grad_clip": np.float64(1.0)}, "grad_clip", 1.0),
         ({"epochs": 1, "betas": [np.float64(0.5), 0.75]}, "betas", (0.5, 0.75)),
         ({"epochs": 1, "seed": 3.0}, "seed", 3),
+        ({"epochs": 1, "seed": -3}, "seed", -3),  # torch, numpy (mod 2**32) and random take it
         ({"epochs": 1, "stop_at_val_loss": np.float32(0.5)}, "stop_at_val_loss", 0.5),
     ],
 )
@@ -448,7 +465,8 @@ def test_config_stores_checked_values_as_python_numbers(
         ({"betas": (0.9, math.nan)}, r"`betas\[1\]` must be a finite number in \[0, 1\)"),
         ({"betas": 0.9}, r"`betas` must be a pair of numbers"),
         ({"evals_per_epoch": 0}, r"`evals_per_epoch` must be an integer >= 1, got 0\."),
-        ({"seed": -1}, r"`seed` must be an integer in \[0, 9223372036854775807\], got -1\."),
+        ({"seed": 2**64}, r"`seed` must be an integer in \[-9223372036854775808, 1844"),
+        ({"seed": 2.5}, r"`seed` must be an integer in"),
         ({"stop_at_val_loss": "0.5"}, r"`stop_at_val_loss` must be None or a finite number"),
         ({"stop_at_val_loss": math.nan}, r"`stop_at_val_loss` must be None or a finite number"),
     ],

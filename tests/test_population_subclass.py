@@ -69,6 +69,18 @@ class PairSampler(PopulationSampler):
         return (values[0] + distribution.low) / 2.0  # mutant: halfway to the low bound
 
 
+def _role(study: optuna.Study, trial: FrozenTrial) -> str:
+    info = optuna_evo.lineage(trial, study)
+    assert info is not None
+    return info.role
+
+
+def _parent_numbers(study: optuna.Study, trial: FrozenTrial) -> tuple[int, ...]:
+    info = optuna_evo.lineage(trial, study)
+    assert info is not None
+    return info.parent_numbers
+
+
 def _objective(trial: optuna.Trial) -> float:
     x = trial.suggest_float("x", 0.0, 10.0)
     return (x - 3.0) ** 2
@@ -110,12 +122,17 @@ def test_subclass_hooks_decide_roles_parents_and_values(assist: PredictorAssist 
             assert info.role == "random" and not parents
             continue
         # The stored parent population is select_parent's: the best two of the previous
-        # generation and its own parents.
+        # generation and its own parents, less the agents an elite among them continued.
         stored = [by_id[i] for i in attrs[f"PairSampler:parent:{generation}"]]
         previous = [u for u in trials if u.number // POPULATION == generation - 1]
         if generation >= 2:
             previous += [by_id[i] for i in attrs[f"PairSampler:parent:{generation - 1}"]]
-        best = _ranked(list({u._trial_id: u for u in previous}.values()))[:2]
+        continued = {
+            n for u in previous if _role(study, u) == "elite" for n in _parent_numbers(study, u)
+        }
+        kept = {u._trial_id: u for u in previous if u.number not in continued}
+        best = _ranked(list(kept.values()))[:2]
+        assert len({p.params["x"] for p in best}) == len(best)  # two agents, not one twice
         assert stored == best
         # make_child's role and parents for the slot, and vary_param's value.
         expected_role = "elite" if slot == 0 else "mutant" if slot % 2 else "child"

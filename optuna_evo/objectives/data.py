@@ -13,7 +13,8 @@ Image datasets (FashionMNIST, MNIST) are read from the idx ``.gz`` files with ``
 2. ``$OPTUNA_EVO_DATA_DIR`` (the directory itself or its ``<name>`` subfolder),
 3. ``./.data/<name>`` relative to the working directory,
 4. ``/usr/share/datasets/<name>`` (Debian's ``dataset-fashion-mnist`` package),
-5. the download cache (``cache_dir``), where an earlier ``download=True`` put the files,
+5. the download cache (``cache_dir``), where an earlier ``download=True`` put the files
+   (with ``data_dir``, the cache is ``data_dir`` unless ``cache_dir`` is given),
 6. a download with torchvision into ``cache_dir`` when ``download=True``.
 
 If nothing is found, :class:`DataNotFoundError` lists every place looked at and how to provide
@@ -41,6 +42,7 @@ import torch
 
 from optuna_evo._logging import get_logger
 from optuna_evo._validation import MAX_TORCH_SEED
+from optuna_evo._validation import MIN_TORCH_SEED
 from optuna_evo._validation import check_choice
 from optuna_evo._validation import check_float
 from optuna_evo._validation import check_int
@@ -444,7 +446,7 @@ def load_image_dataset(
     max_val = check_int("max_val", max_val, 1, none_ok=True)
     max_test = check_int("max_test", max_test, 1, none_ok=True)
     n_val = check_int("n_val", n_val, 1)
-    split_seed = check_int("split_seed", split_seed, 0, MAX_TORCH_SEED)
+    split_seed = check_int("split_seed", split_seed, MIN_TORCH_SEED, MAX_TORCH_SEED)
     device = resolve_device(device)
     directory = find_image_dir(name, data_dir, download=download, cache_dir=cache_dir)
     key = (name, str(directory), str(device), n_val, split_seed, max_train, max_val, max_test)
@@ -675,8 +677,10 @@ def find_tiny_shakespeare(
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir() / "tinyshakespeare"
     target = cache / "input.txt"
     searched = text_search_paths(data_path)
-    if target not in searched:
-        searched.append(target)  # What an earlier download fetched.
+    if data_path is None and target not in searched:
+        # What an earlier download fetched; an explicit data_path is searched alone (a typo
+        # in it must not train on a cached Shakespeare instead).
+        searched.append(target)
     for candidate in searched:
         if candidate.is_file():
             return candidate.resolve()
@@ -823,7 +827,7 @@ def make_synthetic(
         The :class:`ClassificationSplits` with ``x`` of shape ``(N, n_features)``.
     """
     n = check_int("n", n, 3)
-    seed = check_int("seed", seed, 0, MAX_TORCH_SEED)
+    seed = check_int("seed", seed, MIN_TORCH_SEED, MAX_TORCH_SEED)
     n_features = check_int("n_features", n_features, 1)
     n_classes = check_int("n_classes", n_classes, 2)
     val_fraction = check_float("val_fraction", val_fraction, 0, 1, low_open=True, high_open=True)

@@ -127,11 +127,14 @@ class MLP(_CountsParameters, nn.Module):
         ``linears.{n_hidden}``), which an added or removed hidden layer shifts. Hidden layers
         are matched with :func:`~optuna_evo.architecture.align_hidden_layers`, the output layer
         always with the output layer, and skip and residual projections with the layers they
-        connect; tensors of unmatched parent layers are left out. A hidden layer this MLP adds
-        starts as the identity where it can (Net2Net's deeper network): a square linear block
-        gets ``W = I, b = 0`` (exact after ReLU, whose outputs it passes on unchanged), a
-        residual block ``W = 0, b = 0`` (it then adds ``act(0) = 0``), so the child starts
-        from its parent's function instead of from a random layer in its middle.
+        connect; tensors of unmatched parent layers are left out. A square hidden layer this
+        MLP adds starts close to the identity (Net2Net's deeper network), so the child starts
+        near its parent's function instead of with a random layer in its middle: a linear
+        block gets ``W = I, b = 0`` (exact for ReLU after a ReLU layer, whose outputs it passes
+        on unchanged; approximate for other activations), a residual block its fresh weights
+        scaled by 1e-3 and ``b = 0`` (it adds almost nothing to its input while ``act(0) = 0``,
+        and can still learn; not done for sigmoid). An added layer that changes the width
+        keeps its fresh weights.
 
         Args:
             parent: The parent's architecture.
@@ -154,14 +157,20 @@ class MLP(_CountsParameters, nn.Module):
                     out[f"skip_projections.{i}_{j}.{m['rest']}"] = tensor
             else:
                 out[key] = tensor
-        if parent.n_hidden < self.arch.n_hidden:
-            w = self.arch.widths
-            for k in sorted(set(range(self.arch.n_hidden)) - set(hidden.values())):
-                residual = self.arch.blocks[k] == "residual"
-                if residual or w[k] == w[k + 1]:
-                    eye = torch.zeros(w[k + 1], w[k]) if residual else torch.eye(w[k])
-                    out[f"linears.{k}.weight"] = eye
-                    out[f"linears.{k}.bias"] = torch.zeros(w[k + 1])
+        w = self.arch.widths
+        for k in sorted(set(range(self.arch.n_hidden)) - set(hidden.values())):
+            if parent.n_hidden >= self.arch.n_hidden or w[k] != w[k + 1]:
+                continue
+            if self.arch.blocks[k] == "linear":
+                weight = torch.eye(w[k])
+            elif self.arch.activations[k] != "sigmoid":
+                linear = self.linears[k]
+                assert isinstance(linear, nn.Linear)
+                weight = linear.weight.detach().cpu() * 1e-3  # not 0: ReLU'(0) = 0 stalls it
+            else:
+                continue
+            out[f"linears.{k}.weight"] = weight
+            out[f"linears.{k}.bias"] = torch.zeros(w[k + 1])
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

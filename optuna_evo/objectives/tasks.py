@@ -3,7 +3,8 @@
 Each task is a callable class: pass an instance to :meth:`optuna.study.Study.optimize`. It
 minimises the best validation loss (``task.direction == "minimize"``), reports the validation
 loss at every epoch / evaluation interval so pruners work, and seeds each trial with
-``seed + trial.number``.
+``seed + trial.number``. The trained model keeps the weights of its best evaluation, and the
+trial's user attrs (``val_accuracy``, ``test_accuracy``, ...) describe those weights.
 
 Failed runs: a diverged run (NaN / inf loss) or a CUDA out-of-memory error ends only that
 trial. By default (``catch_failures=True``) the task records the reason in the trial's user
@@ -51,6 +52,7 @@ import torch
 from optuna_evo import checkpoint
 from optuna_evo._logging import get_logger
 from optuna_evo._validation import MAX_TORCH_SEED
+from optuna_evo._validation import MIN_TORCH_SEED
 from optuna_evo._validation import check_choice
 from optuna_evo._validation import check_float
 from optuna_evo._validation import check_int
@@ -158,7 +160,8 @@ class _Task:
         artifact_store: ArtifactStore | None,
         time_budget_s: float | None,
     ) -> None:
-        seed = check_int("seed", seed, 0, MAX_TORCH_SEED)
+        # Trial n trains with seed + n: room for a billion trials below the top.
+        seed = check_int("seed", seed, MIN_TORCH_SEED, MAX_TORCH_SEED - 2**30)
         time_budget_s = check_float("time_budget_s", time_budget_s, 0, low_open=True, none_ok=True)
         if artifact_store is not None and not checkpoint.is_artifact_store(artifact_store):
             raise ValueError(
@@ -205,9 +208,10 @@ class _Task:
 
         ``config`` holds the task's :class:`TrainConfig` fields; seed, device and time budget
         are filled in here. The model is built after seeding so its initial weights depend
-        on the trial's seed only. With an artifact store, the weights saved are those of the
-        best evaluation (the trial's value), also when the trial is pruned: a pruned trial can
-        still be a parent.
+        on the trial's seed only. The model ends with the weights of its best evaluation (the
+        trial's value), which its user attrs (``val_accuracy``, ``test_accuracy``) describe
+        and, with an artifact store, are saved, also when the trial is pruned: a pruned
+        trial can still be a parent.
         """
         seed = self.trial_seed(trial)
         set_seed(seed)
@@ -226,14 +230,17 @@ class _Task:
             seed=seed,
             device=self.device,
             time_budget_s=self.time_budget_s,
-            restore_best=store is not None,
+            restore_best=True,  # the value, test metrics and saved weights: one evaluation
             **config,
         )
         try:
             result = train(model, data, settings, trial, task=task)
         except optuna.TrialPruned:
             if live is not None and store is not None:
-                checkpoint.save(live, model, store)
+                try:
+                    checkpoint.save(live, model, store)
+                except Exception as e:  # the prune stands; only its children lose a head start
+                    _logger.warning(f"Pruned trial {live.number} could not save its weights: {e}")
             raise
         if live is not None and store is not None:
             checkpoint.save(live, model, store)

@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from optuna_evo._logging import get_logger
 from optuna_evo._validation import MAX_TORCH_SEED
+from optuna_evo._validation import MIN_TORCH_SEED
 from optuna_evo._validation import check_bool
 from optuna_evo._validation import check_choice
 from optuna_evo._validation import check_float
@@ -132,8 +133,9 @@ class TrainConfig:
         stop_at_val_loss: Stop as soon as an evaluation reaches this validation loss.
         restore_best: Put the weights of the evaluation with the lowest validation loss back
             into the model when the run ends (also when it is pruned), so that the model, a
-            checkpoint saved from it and the test metrics belong to ``best_val_loss``. Costs a
-            copy of the weights (on their device) at every new best evaluation.
+            checkpoint saved from it, the test metrics and the result's (and user attrs')
+            ``val_loss``, ``val_accuracy`` and ``train_loss`` all belong to that evaluation.
+            Costs a copy of the weights (on their device) at every new best evaluation.
     """
 
     optimizer: str = "sgd"
@@ -179,7 +181,7 @@ class TrainConfig:
         for arg in (*optional, "step_size"):
             setattr(self, arg, check_int(arg, getattr(self, arg), 1, none_ok=True))
         self.warmup_steps = check_int("warmup_steps", self.warmup_steps, 0)
-        self.seed = check_int("seed", self.seed, 0, MAX_TORCH_SEED)
+        self.seed = check_int("seed", self.seed, MIN_TORCH_SEED, MAX_TORCH_SEED)
         self.restore_best = check_bool("restore_best", self.restore_best)
         self.stop_at_val_loss = check_float(
             "stop_at_val_loss", self.stop_at_val_loss, none_ok=True
@@ -242,10 +244,11 @@ class TrainResult:
     """Outcome of :func:`train`.
 
     Attributes:
-        val_loss: Validation loss at the last evaluation.
+        val_loss: Validation loss at the last evaluation (with ``restore_best``: at the best).
         best_val_loss: Lowest validation loss over all evaluations.
-        val_accuracy: Validation accuracy at the last evaluation (classification).
-        train_loss: Mean training loss over the last evaluation interval.
+        val_accuracy: Validation accuracy at the last evaluation (with ``restore_best``: at the
+            best), for classification.
+        train_loss: Mean training loss over that evaluation's interval.
         steps: Optimizer steps done.
         epochs: Fractional epochs done.
         train_seconds: Wall-clock seconds of the whole run (steps, evaluations, compilation).
@@ -730,7 +733,8 @@ class _Run:
         train_seconds = time.perf_counter() - t_start
         if not model_is_best:
             self._restore(best_state)
-        last = history[-1]
+        # The evaluation whose weights the model holds now.
+        last = min(history, key=lambda r: r.val_loss) if config.restore_best else history[-1]
         test_loss = test_acc = None
         if config.evaluate_test and self.task == "classification":
             assert isinstance(self.data, ClassificationSplits)

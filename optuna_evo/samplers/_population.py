@@ -12,9 +12,11 @@ trial system attr ``optuna_evo:lineage``  ``{"generation": g, "role": r, "parent
                                           "parent_numbers": [trial numbers]}``
 trial user attrs ``optuna_evo:generation``,  mirror of the lineage for optuna-dashboard (which
 ``optuna_evo:role``, ``optuna_evo:parents``  shows user attrs only); ``parents`` holds numbers
-study system attr ``{Class}:parent:{g}``  trial ids of generation ``g``'s parent population,
-                                          written by the first worker that needs it, then
-                                          read back (see ``get_parent_population``)
+study system attr ``{Class}:parent_numbers:{g}``  trial numbers of generation ``g``'s parent
+                                          population, written by the first worker that needs
+                                          it, then read back (see ``get_parent_population``);
+                                          ``{Class}:parent:{g}`` (BaseGASampler's key) holds
+                                          their trial ids
 study system attr ``{Class}:considered:{g}``  trial ids of every candidate that selection saw,
                                           so that a trial finishing late is still considered
 trial system attr ``optuna_evo:elite_of``  ``[g, parent id]``: an elite's claim on the parent it
@@ -57,7 +59,8 @@ generation 0 when enqueued before the run), ``elite`` (copied unchanged from a p
 A trial's generation is the newest generation that has finished (COMPLETE or PRUNED) trials,
 or the next one once that generation holds ``population_size`` finished trials. Running trials
 do not count, so concurrent workers may overfill a generation; selection trims it. Its *slot*
-(how many trials the generation already had) decides whether it is an elite; an elite claims
+(how many trials the generation already had, failed and enqueued ones aside) decides whether it
+is an elite; an elite claims
 its parent (write, then read the other trials' claims), and a trial that loses the claim to a
 concurrent one takes the next slot, so each elite is copied once per generation.
 """
@@ -83,6 +86,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_evo._logging import get_logger
+from optuna_evo._validation import check_bool
 from optuna_evo._validation import check_int
 from optuna_evo.architecture import ARCHITECTURE_KEY
 from optuna_evo.architecture import N_HIDDEN_PARAM
@@ -184,15 +188,6 @@ def _storage_and_id(
             f"{study.study_name!r}; pass the study it belongs to."
         )
     return study._storage, trial_id, study._study_id
-
-
-def _trial_of(storage: optuna.storages.BaseStorage, study_id: int, trial: FrozenTrial) -> bool:
-    """Whether ``trial`` (read by id from ``storage``) belongs to study ``study_id``."""
-    try:
-        found = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-    except KeyError:
-        return False
-    return found == trial._trial_id
 
 
 def _trial_by_number(storage: optuna.storages.BaseStorage, study_id: int, number: int) -> Any:
@@ -346,7 +341,7 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         self._evolve_architecture = evolve_architecture
         self._rng = LazyRandomState(seed)
         self._base_seed: int | None = None
-        self._mirror_user_attrs = mirror_user_attrs
+        self._mirror_user_attrs = check_bool("mirror_user_attrs", mirror_user_attrs)
         self._plans: dict[int, Plan] = {}
         # Candidate ids of a selection in progress, stored with its result (see
         # selection_candidates).
@@ -620,7 +615,9 @@ class PopulationSampler(BaseGASampler, abc.ABC):
                     break
                 continue
             old_run = 0
-            assigned[g] = assigned.get(g, 0) + 1
+            # A failed or enqueued trial takes no slot, so it never costs the generation an elite.
+            if t.state != TrialState.FAIL and "fixed_params" not in t.system_attrs:
+                assigned[g] = assigned.get(g, 0) + 1
             if t.state in _FINISHED:
                 finished[g] = finished.get(g, 0) + 1
         latest = max(finished, default=0)
@@ -630,42 +627,46 @@ class PopulationSampler(BaseGASampler, abc.ABC):
     def get_parent_population(self, study: Study, generation: int) -> list[FrozenTrial]:
         """Return generation ``generation``'s parent population (empty for generation 0).
 
-        The first worker that needs it selects it (:meth:`select_parent`), stores the trial ids
-        in the study's system attrs and, after a short pause, reads them back: workers that
-        selected at the same moment go on with the one stored value (the last write). The ids
-        are read from storage on every call, so a generation's parent population is the stored
-        one everywhere; the trials themselves are cached per storage object.
+        The first worker that needs it selects it (:meth:`select_parent`), stores the trial
+        numbers in the study's system attrs and, after a short pause, reads them back: workers
+        that selected at the same moment go on with the one stored value (the last write). The
+        numbers are read from storage on every call, so a generation's parent population is
+        the stored one everywhere; the trials themselves are cached per storage object.
+
+        Numbers, not ids, identify the trials: ids are global to a storage and
+        :func:`optuna.copy_study` gives the trials new ones. Optuna's ``{Class}:parent:{g}``
+        key is kept up to date with the ids, for tools that read it.
         """
         if generation == 0:
             return []
         storage, study_id = study._storage, study._study_id
-        attr = self._get_parent_cache_key_prefix() + str(generation)
-        ids = storage.get_study_system_attrs(study_id).get(attr)
-        per_study = self._parent_cache.setdefault(storage, {})
-        if ids is not None and (study_id, generation, tuple(ids)) not in per_study:
-            try:
-                trials = [storage.get_trial(i) for i in ids]
-            except KeyError:  # no such id in this storage
-                trials = []
-            if trials and all(_trial_of(storage, study_id, t) for t in trials):
-                per_study[(study_id, generation, tuple(ids))] = trials
-            else:
-                # Ids of the storage the study was copied from (optuna.copy_study renumbers
-                # trial ids, not numbers): select this generation's parents again.
-                ids = None
-        if ids is None:
+        attrs = storage.get_study_system_attrs(study_id)
+        numbers = attrs.get(self._parent_numbers_key(generation))
+        if numbers is None:
             selected = self.select_parent(study, generation)
             considered = self._considered.pop((study_id, generation), None)
             if considered is not None:
                 storage.set_study_system_attr(
                     study_id, self._considered_key(generation), considered
                 )
-            ids = settle_study_attr(study, attr, [t._trial_id for t in selected])
-        cache_key = (study_id, generation, tuple(ids))
+            numbers = settle_study_attr(
+                study, self._parent_numbers_key(generation), [t.number for t in selected]
+            )
+        per_study = self._parent_cache.setdefault(storage, {})
+        cache_key = (study_id, generation, tuple(numbers))
         cached = per_study.get(cache_key)
         if cached is None:
-            cached = per_study[cache_key] = [storage.get_trial(i) for i in ids]
+            cached = per_study[cache_key] = [
+                _trial_by_number(storage, study_id, n) for n in numbers
+            ]
+            ids = [t._trial_id for t in cached]
+            ids_key = self._get_parent_cache_key_prefix() + str(generation)
+            if attrs.get(ids_key) != ids:
+                storage.set_study_system_attr(study_id, ids_key, ids)
         return cached
+
+    def _parent_numbers_key(self, generation: int) -> str:
+        return f"{type(self).__name__}:parent_numbers:{generation}"
 
     def selection_candidates(self, study: Study, generation: int) -> list[FrozenTrial]:
         """The trials generation ``generation``'s selection ranks ((μ+λ)).
@@ -673,7 +674,9 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         These are the finished trials of the previous generation, that generation's parent
         population, and the stragglers: trials of the generation before it that finished only
         after that selection was made (concurrent workers leave some at every generation's
-        boundary). The ids are recorded as ``{Class}:considered:{generation}``.
+        boundary). The ids are recorded as ``{Class}:considered:{generation}``. A trial that an
+        elite among them continued is left out: the elite is that agent now (trained further,
+        or evaluated again), and both would let one agent fill two places.
         """
         candidates = {t._trial_id: t for t in self.get_population(study, generation - 1)}
         for t in self.get_parent_population(study, generation - 1):
@@ -687,7 +690,13 @@ class PopulationSampler(BaseGASampler, abc.ABC):
                     if t._trial_id not in seen:
                         candidates.setdefault(t._trial_id, t)
         self._considered[(study._study_id, generation)] = list(candidates)
-        return list(candidates.values())
+        continued = {
+            number
+            for t in candidates.values()
+            if (info := t.system_attrs.get(LINEAGE_KEY)) and info.get("role") == "elite"
+            for number in info.get("parent_numbers", ())
+        }
+        return [t for t in candidates.values() if t.number not in continued]
 
     def _considered_key(self, generation: int) -> str:
         return f"{type(self).__name__}:considered:{generation}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
+import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,7 @@ from optuna.distributions import BaseDistribution
 from optuna.study import Study
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
 
 from optuna_evo._experimental import experimental_class
 from optuna_evo._validation import check_choice
@@ -129,7 +132,10 @@ class MAGESampler(PopulationSampler):
         check_choice("search_mode", search_mode, MODES)
         if search_mode == "multi" and search_space is None:
             raise ValueError("`search_space` is required in 'multi' mode.")
-        space = None if search_space is None else ArchitectureSpace.from_dict(search_space)
+        try:
+            space = None if search_space is None else ArchitectureSpace.from_dict(search_space)
+        except ValueError as e:
+            raise ValueError(f"`search_space` is invalid: {e}") from None
         super().__init__(
             population_size,
             seed=seed,
@@ -144,6 +150,8 @@ class MAGESampler(PopulationSampler):
         population_size = int(population_size)  # Checked by PopulationSampler.
         self._n_elites = check_int("n_elites", n_elites, 0, population_size - 1)
         self._mutation_prob = check_probability("mutation_prob", mutation_prob)
+        if isinstance(rank_factor, np.ndarray):
+            rank_factor = tuple(rank_factor.tolist())
         pair = isinstance(rank_factor, Sequence) and not isinstance(rank_factor, str)
         if not pair or len(rank_factor) != 2:
             raise ValueError(
@@ -160,6 +168,11 @@ class MAGESampler(PopulationSampler):
         self._selection.validate(population_size)
         self._mutation = GaussianMutation(mutation_sigma)
         self._mode = search_mode
+        if complexity_fn is not None and not callable(complexity_fn):
+            raise ValueError(
+                "`complexity_fn` must be None or a callable fn(trial) -> float, "
+                f"got {complexity_fn!r}."
+            )
         self._complexity_fn = complexity_fn or _n_params
 
     # -- fitness and selection --------------------------------------------------------------
@@ -168,14 +181,30 @@ class MAGESampler(PopulationSampler):
         """Rank trials best-first by complexity-penalised fitness."""
         if self._complexity_weight == 0.0:
             return rank_trials(trials, direction)
-        scale = max((self._complexity_fn(t) for t in trials if t.value is not None), default=0)
+        # Only the COMPLETE trials that rank_trials scores: a pruned trial may lack what
+        # complexity_fn reads, and must not set the scale.
+        sizes = {
+            t.number: self._complexity(t)
+            for t in trials
+            if t.state == TrialState.COMPLETE and t.value is not None
+        }
+        scale = max(sizes.values(), default=0.0)
         sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
         lam = self._complexity_weight / scale if scale > 0 else 0.0
 
         def fitness(t: FrozenTrial) -> float:
-            return float(t.value) + sign * lam * self._complexity_fn(t)  # type: ignore[arg-type]
+            return float(t.value) + sign * lam * sizes[t.number]  # type: ignore[arg-type]
 
         return rank_trials(trials, direction, fitness)
+
+    def _complexity(self, trial: FrozenTrial) -> float:
+        size = self._complexity_fn(trial)
+        if isinstance(size, bool) or not isinstance(size, numbers.Real) or not math.isfinite(size):
+            raise ValueError(
+                f"`complexity_fn` must return a finite number, got {size!r} for trial "
+                f"{trial.number}."
+            )
+        return float(size)
 
     def mutation_prob_for_rank(self, rank: int, n: int) -> float:
         """Rank-scaled mutation probability of a child of the parent ranked ``rank`` of ``n``."""
