@@ -13,6 +13,7 @@ from pathlib import Path
 import statistics
 import sys
 import textwrap
+from typing import Any
 import uuid
 
 from evo_testing import run_workers
@@ -32,6 +33,7 @@ from optuna_evo import GeneticSampler
 from optuna_evo import MAGESampler
 from optuna_evo import suggest_architecture
 from optuna_evo.objectives.models import MLP
+from optuna_evo.operators import BaseMutation
 from optuna_evo.operators.crossover import architecture_crossover
 from optuna_evo.predictors.duplicates import CONFIG_HASH_KEY
 from optuna_evo.predictors.duplicates import config_hash
@@ -536,6 +538,70 @@ def test_no_configuration_is_evaluated_twice_until_the_space_is_exhausted(
         optuna.logging.disable_propagation()
     assert "space may be exhausted" in caplog.text
     assert study.trials[-1].system_attrs["optuna_evo:assist"]["fallback"] == "accepted_duplicate"
+
+
+def test_finished_trials_without_a_hash_count_as_taken() -> None:
+    # Trials added with study.add_trial, or run before assist was on, carry no stored hash.
+    dists = {
+        "a": optuna.distributions.CategoricalDistribution(["x", "y", "z"]),
+        "b": optuna.distributions.IntDistribution(0, 2),
+        "c": optuna.distributions.FloatDistribution(0.0, 1.0, step=0.5),
+    }
+    study = optuna.create_study(sampler=GeneticSampler(population_size=4, seed=0))
+    study.optimize(small_objective, n_trials=4)
+    first = set(_configs(study))
+    for a, b in (("x", 0), ("y", 1), ("z", 2)):
+        params = {"a": a, "b": b, "c": 0.5}
+        study.add_trial(
+            optuna.trial.create_trial(params=params, distributions=dists, value=float(b))
+        )
+    first |= set(_configs(study)[4:])
+    study.sampler = _make("genetic", 0)
+    study.optimize(small_objective, n_trials=12)
+    later = _configs(study)[len(first) :]
+    assert len(set(later)) == len(later) and not set(later) & first
+
+
+def test_a_custom_operators_numpy_values_are_stored_natively_with_assist(tmp_path) -> None:
+    class NumpyUniform(BaseMutation):
+        def __call__(self, distribution: Any, value: Any, rng: Any) -> Any:
+            if isinstance(distribution, optuna.distributions.IntDistribution):
+                return np.int64(rng.randint(distribution.low, distribution.high + 1))
+            return np.float64(rng.uniform(distribution.low, distribution.high))
+
+    sampler = GeneticSampler(
+        population_size=4,
+        mutation=NumpyUniform(),
+        mutation_prob=1.0,
+        seed=0,
+        assist=PredictorAssist(n_candidates=1, surrogate=None),
+    )
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'np.db'}", sampler=sampler)
+    study.optimize(lambda t: t.suggest_int("n", 0, 50) + t.suggest_float("x", 0, 1), n_trials=12)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    for t in study.trials[4:]:
+        assert t.system_attrs["optuna_evo:candidate"] == t.params
+        assert type(t.params["n"]) is int and type(t.params["x"]) is float
+
+
+def test_random_agents_candidates_are_the_architectures_they_run() -> None:
+    # GeneticSampler with an architecture space: a random trial's candidate drew one depth to
+    # pick its genes and another for arch_n_hidden.
+    genes = {"layers": [[12, 16, 3]], "activations": ["relu", "tanh"], "max_layers": 4}
+
+    def objective(trial: optuna.Trial) -> float:
+        return float(sum(suggest_architecture(trial, genes).widths[1:-1]))
+
+    sampler = GeneticSampler(
+        population_size=10,
+        architecture_space=genes,
+        seed=0,
+        assist=PredictorAssist(n_candidates=1, surrogate=None),
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=10)
+    for t in study.trials[1:]:
+        assert t.system_attrs["optuna_evo:candidate"] == t.params, t.number
 
 
 def test_the_same_ga_without_the_cache_repeats_configurations() -> None:

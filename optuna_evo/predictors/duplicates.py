@@ -54,14 +54,21 @@ def _canonical(value: Any) -> Any:
 
 
 def taken_hashes(trials: Iterable[FrozenTrial], exclude_trial_id: int | None = None) -> set[str]:
-    """Hashes carried by trials in :data:`TAKEN_STATES`, except ``exclude_trial_id``'s."""
-    return {
-        str(t.system_attrs[CONFIG_HASH_KEY])
-        for t in trials
-        if t.state in TAKEN_STATES
-        and t._trial_id != exclude_trial_id
-        and CONFIG_HASH_KEY in t.system_attrs
-    }
+    """Hashes of the trials in :data:`TAKEN_STATES`, except ``exclude_trial_id``'s.
+
+    A trial's stored hash, else (a finished trial that no assisted sampler handled: added with
+    ``study.add_trial``, or run before ``assist`` was turned on) the hash of its params.
+    """
+    taken = set()
+    for t in trials:
+        if t.state not in TAKEN_STATES or t._trial_id == exclude_trial_id:
+            continue
+        stored = t.system_attrs.get(CONFIG_HASH_KEY)
+        if stored is not None:
+            taken.add(str(stored))
+        elif t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            taken.add(config_hash(t.params))
+    return taken
 
 
 def claim(storage: BaseStorage, study_id: int, trial_id: int, value: str) -> tuple[bool, set[str]]:

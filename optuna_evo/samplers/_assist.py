@@ -70,12 +70,18 @@ class PredictorAssist:
     and a warning is logged. Parameters the objective suggests outside the drawn
     configuration are sampled as usual when suggested.
 
+    Finished trials that carry no hash (added with ``study.add_trial``, or run before
+    ``assist`` was on) count by their params.
+
     Residual limits: a study's very first trials (before any trial has params) have nothing
-    to draw from and are hashed only when they finish; in conditional spaces the drawn
-    configuration may hold parameters the objective never asks for, so a repeat can slip
-    through until the hash is rewritten from the actual params at the end of the trial; two
-    workers claiming one configuration at the same instant may both back off (never both
-    keep it).
+    to draw from and are hashed only when they finish. Candidates are drawn over the
+    parameters and distributions of the parents, so the cache guarantees no repeat only for
+    spaces where every trial suggests the same parameters from the same distributions: in a
+    conditional space (a child switched into another branch draws that branch's parameters
+    when it suggests them, unchecked) or a space whose ranges depend on other parameters, a
+    finished configuration can be evaluated again, and the cache may report the space
+    exhausted early. Two workers claiming one configuration at the same instant may both back
+    off (never both keep it).
 
     Cost: every assisted trial reads all of the study's trials from storage (twice with
     ``deduplicate``) and fits the surrogate: about 20 ms per trial at 1000 trials with the

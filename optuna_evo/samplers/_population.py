@@ -497,14 +497,17 @@ class PopulationSampler(BaseGASampler, abc.ABC):
             if usable:
                 return value
         with self._lock:
-            drawn = self.draw_param(plan, param_name, param_distribution)
+            return self._drawn(param_name, param_distribution, plan)
+
+    def _drawn(self, name: str, distribution: BaseDistribution, plan: Plan) -> Any:
         # Custom operators may return numpy scalars or stray outside: native, or a clear error.
-        usable, value = _native(param_distribution, drawn)
+        drawn = self.draw_param(plan, name, distribution)
+        usable, value = _native(distribution, drawn)
         if not usable:
             raise ValueError(
-                f"{type(self).__name__} drew {drawn!r} for parameter {param_name!r}, outside "
-                f"{param_distribution}; a custom crossover or mutation must return a value "
-                "inside the distribution it is given."
+                f"{type(self).__name__} drew {drawn!r} for parameter {name!r}, outside "
+                f"{distribution}; a custom crossover or mutation must return a value inside "
+                "the distribution it is given."
             )
         return value
 
@@ -912,17 +915,22 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         extras, params, dists = candidate.extras, dict(candidate.params), candidate.distributions
         space = self._arch_space
         arch_dict = extras.get(ARCHITECTURE_KEY)
+        sampled_depth = None
         if space is not None and any(space.is_param(k) for k in dists):
             n = params.get(N_HIDDEN_PARAM)
             if draw is not None and arch_dict is not None:
                 n = Architecture.from_dict(arch_dict).n_hidden
             elif not isinstance(n, int):
-                n = sample_uniform(space.param_distributions(0)[N_HIDDEN_PARAM], rng)
+                n = sampled_depth = sample_uniform(
+                    space.param_distributions(0)[N_HIDDEN_PARAM], rng
+                )
             dists = {k: d for k, d in dists.items() if not space.is_param(k)}
             dists.update(space.param_distributions(n))
         if draw is not None:
             plan = Plan(draw[0], draw[1], rng, extras)
-            params = {name: self.draw_param(plan, name, d) for name, d in dists.items()}
+            params = {name: self._drawn(name, d, plan) for name, d in dists.items()}
+            if sampled_depth is not None:  # the depth whose genes were just drawn, not another
+                params[N_HIDDEN_PARAM] = sampled_depth
         if space is not None and N_HIDDEN_PARAM in params:
             arch = space.from_params({k: v for k, v in params.items() if space.is_param(k)})
             if arch is not None:
