@@ -314,6 +314,39 @@ def test_a_study_copied_into_a_shared_storage_breeds_from_its_own_trials(tmp_pat
         assert set(optuna_evo.lineage(t, copied).parent_ids) <= own
 
 
+def test_a_pruned_elite_does_not_cost_the_population_its_best_agent() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -5, 5)
+        info = optuna_evo.lineage(trial)
+        if info is not None and info.role == "elite":
+            raise optuna.TrialPruned()  # a pruner or a time budget stops the re-evaluation
+        return x * x
+
+    sampler = GeneticSampler(population_size=4, n_elites=1, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=16)
+    best = study.best_trial
+    done = max(optuna_evo.lineage(t, study).generation for t in study.trials)
+    for g in range(optuna_evo.lineage(best, study).generation + 1, done + 1):
+        assert best in sampler.get_parent_population(study, g), g
+
+
+def test_a_study_begun_with_parent_ids_only_keeps_its_parent_populations() -> None:
+    # A study stored before parent numbers existed holds Optuna's id key alone; its
+    # populations (here: not the ones a selection would make now) must stay as they were.
+    study = optuna.create_study(sampler=GeneticSampler(population_size=4, seed=0))
+    study.optimize(_float_objective, n_trials=4)
+    worst_two = sorted(study.trials, key=lambda t: t.value)[2:]
+    storage, study_id = study._storage, study._study_id
+    storage.set_study_system_attr(
+        study_id, "GeneticSampler:parent:1", [t._trial_id for t in worst_two]
+    )
+    resumed = GeneticSampler(population_size=4, seed=0)
+    assert resumed.get_parent_population(study, 1) == worst_two
+    attrs = storage.get_study_system_attrs(study_id)
+    assert attrs["GeneticSampler:parent_numbers:1"] == [t.number for t in worst_two]
+
+
 def test_lineage_of_a_trial_read_through_another_study_is_refused() -> None:
     storage = optuna.storages.InMemoryStorage()
     a, b = (

@@ -320,9 +320,7 @@ def test_workers_downloading_tiny_shakespeare_at_once(
 
     def worker() -> None:
         try:
-            found.append(
-                data_mod.find_tiny_shakespeare(tmp_path / "none", download=True, cache_dir=cache)
-            )
+            found.append(data_mod.find_tiny_shakespeare(cache / "input.txt", download=True))
         except BaseException as e:  # reported below
             found.append(e)
 
@@ -341,9 +339,7 @@ def test_workers_downloading_tiny_shakespeare_at_once(
 
     monkeypatch.setattr(data_mod.urllib.request, "urlretrieve", offline)
     with pytest.raises(DataNotFoundError, match="connection reset"):
-        data_mod.find_tiny_shakespeare(
-            tmp_path / "none", download=True, cache_dir=tmp_path / "other"
-        )
+        data_mod.find_tiny_shakespeare(tmp_path / "other" / "input.txt", download=True)
     assert list((tmp_path / "other").iterdir()) == []
 
 
@@ -444,9 +440,21 @@ def test_data_arguments_are_refused_with_one_wording(
         make(tmp_path)
 
 
-def test_an_explicit_text_path_is_searched_alone_even_with_a_cached_copy(tmp_path: Path) -> None:
+def test_an_explicit_text_path_is_searched_alone_even_with_a_cached_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "input.txt").write_text("To be, or not to be, that is the question.\n" * 5)
     with pytest.raises(DataNotFoundError):
         data_mod.find_tiny_shakespeare(tmp_path / "my_corpus_typo.txt", cache_dir=cache)
+    # With download=True, the download goes to that path, not to the cache.
+    fetched: list[Path] = []
+    monkeypatch.setattr(
+        data_mod.urllib.request,
+        "urlretrieve",
+        lambda url, path: (fetched.append(Path(path)), Path(path).write_text("Thou art.\n")),
+    )
+    path = tmp_path / "mine" / "corpus.txt"
+    assert data_mod.find_tiny_shakespeare(path, download=True, cache_dir=cache) == path.resolve()
+    assert fetched and fetched[0].parent == path.parent

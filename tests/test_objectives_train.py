@@ -158,6 +158,16 @@ def test_restore_best_leaves_the_best_evaluations_weights_and_metrics(
     again = train(model, blobs, cpu_config(max_steps=1, lr=1e-12, optimizer="sgd"))
     assert again.history[0].val_loss == pytest.approx(best.val_loss, rel=1e-3)
 
+    class PruneAtTheLast(optuna.pruners.BasePruner):
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+            return len(trial.intermediate_values) == 6
+
+    # Pruned at its last evaluation: the attrs still describe the weights it keeps.
+    study = optuna.create_study(pruner=PruneAtTheLast())
+    with pytest.raises(optuna.TrialPruned):
+        train(small_mlp(blobs), blobs, config, trial=study.ask())
+    assert study.trials[0].user_attrs["val_accuracy"] == best.val_accuracy
+
 
 def test_time_budget_and_target_stop_early(blobs: ClassificationSplits) -> None:
     timed = train(small_mlp(blobs), blobs, cpu_config(time_budget_s=1e-4, eval_interval=1000))

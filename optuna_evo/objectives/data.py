@@ -663,10 +663,10 @@ def find_tiny_shakespeare(
     """Return the path of tiny shakespeare's ``input.txt``, downloading if allowed.
 
     Args:
-        data_path: Explicit file or directory (searched alone).
+        data_path: Explicit file or directory (searched alone; a download goes there).
         download: Download from :data:`TINY_SHAKESPEARE_URL` when nothing is found.
-        cache_dir: Download directory, also searched (default :func:`default_cache_dir`
-            ``/ tinyshakespeare``).
+        cache_dir: Download directory without ``data_path``, also searched (default
+            :func:`default_cache_dir` ``/ tinyshakespeare``).
 
     Returns:
         The resolved file path.
@@ -674,13 +674,17 @@ def find_tiny_shakespeare(
     Raises:
         DataNotFoundError: If the file is not found and cannot be downloaded.
     """
-    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir() / "tinyshakespeare"
-    target = cache / "input.txt"
     searched = text_search_paths(data_path)
-    if data_path is None and target not in searched:
-        # What an earlier download fetched; an explicit data_path is searched alone (a typo
-        # in it must not train on a cached Shakespeare instead).
-        searched.append(target)
+    if data_path is not None:
+        # Searched alone, and downloaded into (a typo in it must not train on a cached copy).
+        target = searched[0]
+        cache = target.parent
+    else:
+        default = default_cache_dir() / "tinyshakespeare"
+        cache = Path(cache_dir).expanduser() if cache_dir else default
+        target = cache / "input.txt"
+        if target not in searched:
+            searched.append(target)  # what an earlier download fetched
     for candidate in searched:
         if candidate.is_file():
             return candidate.resolve()

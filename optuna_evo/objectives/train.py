@@ -716,9 +716,11 @@ class _Run:
             if trial is not None and report_step is not None:
                 trial.report(val_loss, report_step)
                 if trial.should_prune():
-                    self._set_user_attrs(record, step, time.perf_counter() - t_start, train_only)
+                    kept = record
                     if not model_is_best:
                         self._restore(best_state)
+                        kept = min(history, key=lambda r: r.val_loss)
+                    self._set_user_attrs(kept, step, time.perf_counter() - t_start, train_only)
                     raise optuna.TrialPruned(
                         f"Pruned at step {report_step} with validation loss {val_loss:.4f}."
                     )

@@ -71,6 +71,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+import math
 import threading
 import time
 from typing import Any
@@ -646,6 +647,8 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         attrs = storage.get_study_system_attrs(study_id)
         numbers = attrs.get(self._parent_numbers_key(generation))
         if numbers is None:
+            numbers = self._numbers_of_stored_ids(study, generation, attrs)
+        if numbers is None:
             selected = self.select_parent(study, generation)
             considered = self._considered.pop((study_id, generation), None)
             if considered is not None:
@@ -671,6 +674,27 @@ class PopulationSampler(BaseGASampler, abc.ABC):
     def _parent_numbers_key(self, generation: int) -> str:
         return f"{type(self).__name__}:parent_numbers:{generation}"
 
+    def _numbers_of_stored_ids(
+        self, study: Study, generation: int, attrs: dict[str, Any]
+    ) -> list[int] | None:
+        """A population stored by id only (a study begun before numbers were stored), as
+        numbers, stored; ``None`` if there is none or its ids are not this study's trials
+        (a copied study): then the population is selected again."""
+        ids = attrs.get(self._get_parent_cache_key_prefix() + str(generation))
+        if ids is None:
+            return None
+        storage, study_id = study._storage, study._study_id
+        numbers = []
+        for trial_id in ids:
+            try:
+                number = storage.get_trial_number_from_id(trial_id)
+                if storage.get_trial_id_from_study_id_trial_number(study_id, number) != trial_id:
+                    return None
+            except KeyError:
+                return None
+            numbers.append(number)
+        return settle_study_attr(study, self._parent_numbers_key(generation), numbers)
+
     def selection_candidates(self, study: Study, generation: int) -> list[FrozenTrial]:
         """The trials generation ``generation``'s selection ranks ((μ+λ)).
 
@@ -693,10 +717,16 @@ class PopulationSampler(BaseGASampler, abc.ABC):
                     if t._trial_id not in seen:
                         candidates.setdefault(t._trial_id, t)
         self._considered[(study._study_id, generation)] = list(candidates)
+        # Only a COMPLETE continuation stands for its agent: a pruned one ranks below every
+        # COMPLETE trial and would lose the agent (the best one, for an elite).
         continued = {
             number
             for t in candidates.values()
-            if (info := t.system_attrs.get(LINEAGE_KEY)) and info.get("role") == "elite"
+            if t.state == TrialState.COMPLETE
+            and t.value is not None
+            and not math.isnan(t.value)
+            and (info := t.system_attrs.get(LINEAGE_KEY))
+            and info.get("role") == "elite"
             for number in info.get("parent_numbers", ())
         }
         return [t for t in candidates.values() if t.number not in continued]
