@@ -304,6 +304,12 @@ def test_a_study_copied_into_a_shared_storage_breeds_from_its_own_trials(tmp_pat
     for g in (1, 2):  # the same agents as in the source
         pick = GeneticSampler(population_size=4).get_parent_population
         assert [t.number for t in pick(copied, g)] == [t.number for t in pick(source, g)]
+    # ... and the same candidates for the next selection (late finishers by number too).
+    seen = [
+        sorted(t.number for t in GeneticSampler(population_size=4).selection_candidates(s, 3))
+        for s in (source, copied)
+    ]
+    assert seen[0] == seen[1]
     copied.optimize(_float_objective, n_trials=4)
     own = {t._trial_id for t in copied.trials}
     for t in copied.trials[4:]:
@@ -518,8 +524,8 @@ def test_a_trial_finishing_after_selection_is_still_considered() -> None:
     attrs = study._storage.get_study_system_attrs(study._study_id)
     # The best trial of the study survives although generation 1's selection never saw it.
     assert attrs["GeneticSampler:parent:2"] == [late._trial_id]
-    assert late._trial_id not in attrs["GeneticSampler:considered:1"]
-    assert late._trial_id in attrs["GeneticSampler:considered:2"]
+    assert late.number not in attrs["GeneticSampler:considered_numbers:1"]
+    assert late.number in attrs["GeneticSampler:considered_numbers:2"]
     assert info.parent_ids == (late._trial_id,)
 
 

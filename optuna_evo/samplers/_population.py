@@ -17,8 +17,10 @@ study system attr ``{Class}:parent_numbers:{g}``  trial numbers of generation ``
                                           it, then read back (see ``get_parent_population``);
                                           ``{Class}:parent:{g}`` (BaseGASampler's key) holds
                                           their trial ids
-study system attr ``{Class}:considered:{g}``  trial ids of every candidate that selection saw,
-                                          so that a trial finishing late is still considered
+study system attr ``{Class}:considered_numbers:{g}``  trial numbers of every candidate that
+                                          selection saw, so that a trial finishing late is
+                                          still considered (``{Class}:considered:{g}``, with
+                                          ids, in studies begun before numbers were stored)
 trial system attr ``optuna_evo:elite_of``  ``[g, parent id]``: an elite's claim on the parent it
                                           copies, so two workers never copy one elite
 trial system attr ``optuna_evo:weight_noise``  std of the noise a child adds to the weights it
@@ -701,7 +703,8 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         These are the finished trials of the previous generation, that generation's parent
         population, and the stragglers: trials of the generation before it that finished only
         after that selection was made (concurrent workers leave some at every generation's
-        boundary). The ids are recorded as ``{Class}:considered:{generation}``. A trial that an
+        boundary). Their numbers are recorded as ``{Class}:considered_numbers:{generation}``
+        (numbers, not ids: :func:`optuna.copy_study` changes the ids). A trial that an
         elite among them continued is left out: the elite is that agent now (trained further,
         or evaluated again), and both would let one agent fill two places.
         """
@@ -710,13 +713,20 @@ class PopulationSampler(BaseGASampler, abc.ABC):
             candidates.setdefault(t._trial_id, t)
         if generation >= 2:
             attrs = study._storage.get_study_system_attrs(study._study_id)
-            seen = attrs.get(self._considered_key(generation - 1))
-            if seen is not None:
-                seen = set(seen)
+            numbers = attrs.get(self._considered_key(generation - 1))
+            # Studies begun before numbers were stored hold the ids.
+            ids = attrs.get(f"{type(self).__name__}:considered:{generation - 1}")
+            if numbers is not None or ids is not None:
+                seen_numbers, seen_ids = set(numbers or ()), set(ids or ())
                 for t in self.get_population(study, generation - 2):
-                    if t._trial_id not in seen:
+                    seen = (
+                        t.number in seen_numbers
+                        if numbers is not None
+                        else t._trial_id in seen_ids
+                    )
+                    if not seen:
                         candidates.setdefault(t._trial_id, t)
-        self._considered[(study._study_id, generation)] = list(candidates)
+        self._considered[(study._study_id, generation)] = [t.number for t in candidates.values()]
         # Only a COMPLETE continuation stands for its agent: a pruned one ranks below every
         # COMPLETE trial and would lose the agent (the best one, for an elite).
         continued = {
@@ -732,7 +742,7 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         return [t for t in candidates.values() if t.number not in continued]
 
     def _considered_key(self, generation: int) -> str:
-        return f"{type(self).__name__}:considered:{generation}"
+        return f"{type(self).__name__}:considered_numbers:{generation}"
 
     def _plan(self, study: Study, trial: FrozenTrial) -> Plan:
         with self._lock:
