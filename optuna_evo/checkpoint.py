@@ -245,8 +245,8 @@ def load_parent(
     its architecture, a layer added or removed in the child does not shift the others: each
     trained layer goes to the child's layer that continues it
     (:meth:`~optuna_evo.objectives.MLP.inherit_state`), the output layer to the output layer,
-    and a layer the child adds starts as the identity, so the child starts from its parent's
-    function.
+    and a square layer the child adds starts near the identity, so the child starts near its
+    parent's function (see that method for when this is exact).
 
     Args:
         trial: The running trial.
