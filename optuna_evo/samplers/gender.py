@@ -54,8 +54,8 @@ class GenderSampler(PopulationSampler):
     The gender-based NAS scheme as an Optuna sampler. *Males* are trials (configurations);
     *females* are small learning-curve predictors (:class:`~optuna_evo.predictors.FemaleGenome`:
     a mixture of pow3, exponential, log-power, last value and last value + slope fits with an
-    evolved window, horizon and bias) that forecast a male's final value from its early curve. Every
-    trial carries one female, so each offspring is a new male *and* a new female.
+    evolved window, horizon and bias) that forecast a male's final value from its early curve.
+    Every trial carries one female, so each offspring is a new male *and* a new female.
 
     Each generation:
 
