@@ -963,6 +963,27 @@ def _add(study: optuna.Study, value: float, generation: int, parents: list[int])
     study.add_trial(create_trial(value=value, system_attrs={LINEAGE_KEY: lineage}))
 
 
+def test_trust_follows_parents_by_number_in_a_copied_study() -> None:
+    # optuna.copy_study keeps trial numbers, not ids: the recorded parent ids of the copy
+    # point at other trials (here: of the study that was in the storage first).
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=storage).optimize(lambda t: 0.0, n_trials=3)
+    source = optuna.create_study(storage=storage, study_name="source")
+    for value in (1.0, 2.0, 3.0, 4.0):
+        _add(source, value, 0, [])
+    _add(source, 0.5, 1, [0, 1])
+    _add(source, 2.0, 1, [2, 3])
+    copy = optuna.storages.InMemoryStorage()
+    optuna.copy_study(from_study_name="source", from_storage=storage, to_storage=copy)
+    copied = optuna.load_study(study_name="source", storage=copy)
+    trust = [
+        {t.number: TrustWeightedSelection(inheritance=0.5).bind(s).trust(s.trials)[t._trial_id]
+         for t in s.trials}
+        for s in (source, copied)
+    ]  # fmt: skip
+    assert trust[0] == pytest.approx(trust[1])
+
+
 def test_trust_follows_the_formula_on_a_hand_built_lineage() -> None:
     study = optuna.create_study()  # minimize
     for value in (1.0, 2.0, 3.0, 4.0):  # generation 0: trials 0-3 (ids == numbers)

@@ -92,7 +92,8 @@ def _generation_and_parents(trial: FrozenTrial) -> tuple[int, tuple[int, ...]]:
     data = trial.system_attrs.get(LINEAGE_KEY)
     if data is None:  # not handled by an optuna-evo sampler: a founder of generation 0
         return 0, ()
-    return int(data["generation"]), tuple(int(i) for i in data["parents"])
+    # Numbers, not the recorded ids: optuna.copy_study gives the trials new ids.
+    return int(data["generation"]), tuple(int(n) for n in data["parent_numbers"])
 
 
 def positive_weights(values: Sequence[float]) -> np.ndarray:
@@ -257,6 +258,7 @@ class TrustWeightedSelection(BaseSelection):
         by_generation: dict[int, list[FrozenTrial]] = {}
         for t in ranked:  # best-first overall, hence best-first within each generation
             by_generation.setdefault(_generation_and_parents(t)[0], []).append(t)
+        id_of = {t.number: t._trial_id for t in ranked}
         table: dict[int, float] = {}
         generation_of: dict[int, int] = {}
         changed = False
@@ -272,7 +274,8 @@ class TrustWeightedSelection(BaseSelection):
             changed = True  # later generations inherit from this one: recompute them too
             current: dict[int, float] = {}
             for rank, t in enumerate(members):
-                _, parent_ids = _generation_and_parents(t)
+                _, parent_numbers = _generation_and_parents(t)
+                parent_ids = [id_of[n] for n in parent_numbers if n in id_of]
                 inherited = [
                     table[p] * keep ** (g - generation_of[p]) for p in parent_ids if p in table
                 ]

@@ -178,19 +178,39 @@ def _storage_and_id(
         )
     if study is None:
         return None, trial._trial_id, None
-    # Trial ids are global to a storage: the same id in another study is another trial.
-    try:
-        trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-            study._study_id, trial.number
-        )
-    except KeyError:
-        trial_id = None
-    if trial_id != trial._trial_id:
+    if not _is_trial_of(study._storage, study._study_id, trial.number, trial._trial_id):
         raise ValueError(
             f"trial {trial.number} (id {trial._trial_id}) is not a trial of study "
             f"{study.study_name!r}; pass the study it belongs to."
         )
-    return study._storage, trial_id, study._study_id
+    return study._storage, trial._trial_id, study._study_id
+
+
+def _is_trial_of(
+    storage: optuna.storages.BaseStorage, study_id: int, number: int, trial_id: int
+) -> bool:
+    """Whether trial ``number`` of study ``study_id`` is the one stored under ``trial_id``.
+
+    Trial ids are global to a storage: the same id in another study (or in the storage a
+    study was copied from) is another trial.
+    """
+    try:
+        return storage.get_trial_id_from_study_id_trial_number(study_id, number) == trial_id
+    except KeyError:
+        return False
+
+
+def _read_lineage(
+    storage: optuna.storages.BaseStorage | None, trial_id: int, trial: optuna.Trial | FrozenTrial
+) -> Lineage | None:
+    """The lineage stored for ``trial_id`` (from the FrozenTrial itself without a storage)."""
+    if storage is None:
+        assert isinstance(trial, FrozenTrial)
+        attrs = trial.system_attrs
+    else:
+        attrs = storage.get_trial_system_attrs(trial_id)
+    data = attrs.get(LINEAGE_KEY)
+    return None if data is None else Lineage.from_dict(data)
 
 
 def _trial_by_number(storage: optuna.storages.BaseStorage, study_id: int, number: int) -> Any:
@@ -216,13 +236,7 @@ def lineage(trial: optuna.Trial | FrozenTrial, study: Study | None = None) -> Li
         ValueError: ``trial`` is not a trial of ``study``.
     """
     storage, trial_id, _ = _storage_and_id(trial, study)
-    if storage is None:
-        assert isinstance(trial, FrozenTrial)
-        attrs = trial.system_attrs
-    else:
-        attrs = storage.get_trial_system_attrs(trial_id)
-    data = attrs.get(LINEAGE_KEY)
-    return None if data is None else Lineage.from_dict(data)
+    return _read_lineage(storage, trial_id, trial)
 
 
 def parents(trial: optuna.Trial | FrozenTrial, study: Study | None = None) -> list[FrozenTrial]:
@@ -240,10 +254,10 @@ def parents(trial: optuna.Trial | FrozenTrial, study: Study | None = None) -> li
         ValueError: ``study`` is missing for a FrozenTrial, or ``trial`` is not one of its
             trials.
     """
-    storage, _, study_id = _storage_and_id(trial, study)
+    storage, trial_id, study_id = _storage_and_id(trial, study)
     if storage is None or study_id is None:
         raise ValueError("`study` is required to read the parents of a FrozenTrial.")
-    info = lineage(trial, study)
+    info = _read_lineage(storage, trial_id, trial)
     if info is None:
         return []
     # By number, not by the recorded storage ids: those belong to the storage the study was
@@ -690,9 +704,9 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         for trial_id in ids:
             try:
                 number = storage.get_trial_number_from_id(trial_id)
-                if storage.get_trial_id_from_study_id_trial_number(study_id, number) != trial_id:
-                    return None
-            except KeyError:
+            except KeyError:  # no such id in this storage
+                return None
+            if not _is_trial_of(storage, study_id, number, trial_id):
                 return None
             numbers.append(number)
         return settle_study_attr(study, self._parent_numbers_key(generation), numbers)
