@@ -212,6 +212,33 @@ def test_one_pruner_for_several_in_memory_studies() -> None:
     assert decision(shared, 0.0) == fresh
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_the_value_to_beat_is_a_feasible_one(sign: float) -> None:
+    def decision(constraints: list[float]) -> bool:
+        study = optuna.create_study(direction="minimize" if sign > 0 else "maximize")
+        pruner = LearningCurvePruner(
+            min_steps=3, min_finished_trials=3, n_best=1, predictor=FemaleGenome.last_value()
+        )
+        for k, c in enumerate(constraints):  # flat curves: finals 1, 2, 3, 4, 5
+            final = sign * (1.0 + k)
+            study.add_trial(
+                optuna.trial.create_trial(
+                    value=final,
+                    intermediate_values={s: final for s in range(10)},
+                    constraints={"c": c},
+                )
+            )
+        reports = {s: sign * 3.5 for s in range(4)}
+        running = optuna.trial.create_trial(state=TrialState.RUNNING, intermediate_values=reports)
+        return pruner.prune(study, running)
+
+    assert decision([-1.0] * 5)  # 3.5 cannot beat the best, 1
+    # The trials that ended at 1, 2 and 3 broke a constraint: the best feasible is 4.
+    assert not decision([1.0, 1.0, 0.5, 0.0, -1.0])
+    assert not decision([1.0] * 5)  # nothing feasible to beat yet
+    assert decision([1.0, 1.0, 0.0, 0.0, 0.0])  # the best feasible is 3
+
+
 def test_predictor_choice() -> None:
     fixed = FemaleGenome.last_value()
     assert LearningCurvePruner(predictor=fixed).predictor_for(optuna.create_study()) is fixed

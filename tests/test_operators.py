@@ -20,6 +20,7 @@ from optuna_evo.operators import ResetMutation
 from optuna_evo.operators import TournamentSelection
 from optuna_evo.operators import TruncationSelection
 from optuna_evo.operators import UniformCrossover
+from optuna_evo.operators import constraint_violation
 from optuna_evo.operators import rank_trials
 from optuna_evo.operators import select_elites
 from optuna_evo.operators._space import contains
@@ -112,6 +113,45 @@ def test_rank_trials_direction_and_states(direction: str) -> None:
     ranked = rank_trials(study.trials, StudyDirection[direction.upper()])
     expected = [1, 2, 0] if direction == "minimize" else [0, 2, 1]
     assert [t.number for t in ranked] == expected
+
+
+def test_constraint_violation_sums_the_positive_values_of_both_forms() -> None:
+    assert constraint_violation(optuna.create_trial(value=0.0)) == 0.0
+    feasible = optuna.create_trial(value=0.0, constraints={"a": -1.0, "b": 0.0})
+    assert constraint_violation(feasible) == 0.0
+    infeasible = optuna.create_trial(value=0.0, constraints={"a": 0.5, "b": -3.0, "c": 2.0})
+    assert constraint_violation(infeasible) == pytest.approx(2.5)
+    # The list a sampler's constraints_func stores (Optuna 4 and earlier).
+    legacy = optuna.create_trial(value=0.0, system_attrs={"constraints": [1.0, -1.0, 0.25]})
+    assert constraint_violation(legacy) == pytest.approx(1.25)
+    nan = optuna.create_trial(value=0.0, system_attrs={"constraints": [math.nan]})
+    assert constraint_violation(nan) == math.inf
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_rank_trials_puts_feasible_trials_first_then_the_least_violation(
+    direction: str,
+) -> None:
+    study = optuna.create_study(direction=direction)
+    rows = [  # (value, constraint): the best values are infeasible
+        (0.0, 2.0),
+        (10.0, 0.0),
+        (5.0, -1.0),
+        (1.0, 0.5),
+        (9.0, 0.5),
+    ]
+    for value, c in rows:
+        sign = 1.0 if direction == "minimize" else -1.0
+        study.add_trial(optuna.create_trial(value=sign * value, constraints={"c": c}))
+    study.add_trial(
+        optuna.create_trial(
+            state=TrialState.PRUNED, intermediate_values={1: 0.0}, constraints={"c": 1.0}
+        )
+    )
+    study.add_trial(optuna.create_trial(state=TrialState.PRUNED, intermediate_values={1: 99.0}))
+    ranked = rank_trials(study.trials, StudyDirection[direction.upper()])
+    # Feasible by value, then infeasible by violation (ties by value); PRUNED ones last.
+    assert [t.number for t in ranked] == [2, 1, 3, 4, 0, 6, 5]
 
 
 def test_truncation_and_elites() -> None:

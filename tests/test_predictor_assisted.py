@@ -44,6 +44,7 @@ from optuna_evo.predictors.surrogate import RandomFeatureEnsemble
 from optuna_evo.predictors.surrogate import SurrogateModel
 from optuna_evo.samplers import PredictorAssist
 from optuna_evo.samplers import assist_summary
+from optuna_evo.samplers._assist import best_parent_value
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.problems import get_problem  # noqa: E402
@@ -813,6 +814,23 @@ def test_stability_guard_gives_up_after_bounded_retries(caplog: pytest.LogCaptur
     assert gave_up and all(r["rejected"] == 3 for r in gave_up)
     assert "rejected by the stability guard" in caplog.text
     assert len(study.trials) == 40
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_guards_reference_is_the_best_feasible_parent(direction: str) -> None:
+    sign = _sign(direction)
+    parents = [
+        optuna.create_trial(value=sign * 1.0, constraints={"c": 0.5}),  # best, infeasible
+        optuna.create_trial(value=sign * 3.0, constraints={"c": -1.0}),
+        optuna.create_trial(value=sign * 2.0, constraints={"c": 0.0}),  # best feasible
+        optuna.create_trial(state=TrialState.PRUNED, intermediate_values={0: sign * 0.0}),
+    ]
+    direction_ = optuna.study.StudyDirection[direction.upper()]
+    assert best_parent_value(parents, direction_) == sign * 2.0
+    assert best_parent_value(parents[:1], direction_) == sign * 1.0  # none feasible
+    unconstrained = [optuna.create_trial(value=sign * v) for v in (3.0, 1.0, math.inf)]
+    assert best_parent_value(unconstrained, direction_) == sign * 1.0
+    assert best_parent_value(parents[3:], direction_) is None
 
 
 def test_a_loose_guard_never_rejects() -> None:

@@ -164,6 +164,22 @@ def test_faults_mid_generation(sampler_name: str) -> None:
     assert_consistent_lineage(study, min_generations=3)
 
 
+def test_constraints_keep_the_search_feasible(sampler_name: str) -> None:
+    # The best values lie where x < 0.5, which trial.set_constraint forbids: parents are
+    # ranked feasible first (and the surrogate predicts feasibility), so the search stays
+    # feasible. Ignoring the constraints, 0 to 4 of the last 20 trials were feasible.
+    def constrained(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        y = trial.suggest_float("y", 0.0, 1.0)
+        trial.set_constraint("x_at_least_half", 0.5 - x)
+        return x + y
+
+    study = optuna.create_study(sampler=make(sampler_name))
+    study.optimize(constrained, n_trials=60)
+    assert sum(t.params["x"] >= 0.5 for t in study.trials[-20:]) >= 12
+    assert study.best_trial.params["x"] >= 0.5
+
+
 @pytest.mark.parametrize("kind", STORAGE_KINDS)
 def test_four_workers_share_one_storage(sampler_name: str, kind: str, tmp_path: Path) -> None:
     expr, storage = storage_for(kind, tmp_path)

@@ -187,6 +187,35 @@ def test_generations_one_box_per_generation_and_best_line(direction: str) -> Non
     assert list(best.y) == pytest.approx([pick(values[g]) for g in sorted(values)])
 
 
+def test_generations_best_line_joins_feasible_values_only() -> None:
+    study = optuna.create_study(sampler=optuna_evo.GeneticSampler(population_size=4, seed=0))
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        # Generation 0 is wholly infeasible; later, values below 0.3 are.
+        bound = 2.0 if trial.number < 4 else 0.3
+        trial.set_constraint("c", bound - x)
+        return x
+
+    study.optimize(objective, n_trials=16)
+    figure = plot_generations(study)
+    best = figure.data[-1]
+    feasible: dict[int, list[float]] = {}
+    for t in study.trials:
+        g = optuna_evo.lineage(t, study).generation
+        feasible.setdefault(g, [])
+        if t.number >= 4 and t.value >= 0.3:
+            feasible[g].append(t.value)
+    expected = [min(feasible[g]) if feasible[g] else None for g in sorted(feasible)]
+    assert expected[0] is None and any(v is not None for v in expected)
+    assert best.name == "Best in generation"
+    assert list(best.y) == expected
+    texts = [text for box in figure.data[:-1] for text in box.text]
+    assert sum(text.endswith("(infeasible)") for text in texts) == sum(
+        t.params["x"] < (2.0 if t.number < 4 else 0.3) for t in study.trials
+    )
+
+
 def test_generations_skips_failed_and_nan_trials() -> None:
     study = optuna.create_study(sampler=optuna_evo.GeneticSampler(population_size=2, seed=0))
 

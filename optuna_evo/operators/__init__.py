@@ -9,6 +9,7 @@ from optuna_evo.operators.mutation import ResetMutation
 from optuna_evo.operators.selection import BaseSelection
 from optuna_evo.operators.selection import TournamentSelection
 from optuna_evo.operators.selection import TruncationSelection
+from optuna_evo.operators.selection import constraint_violation
 from optuna_evo.operators.selection import rank_trials
 from optuna_evo.operators.selection import select_elites
 from optuna_evo.operators.trust import TrustWeightedSelection
@@ -24,6 +25,7 @@ __all__ = [
     "TruncationSelection",
     "TrustWeightedSelection",
     "UniformCrossover",
+    "constraint_violation",
     "rank_trials",
     "select_elites",
 ]

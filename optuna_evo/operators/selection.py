@@ -39,6 +39,41 @@ def _value(trial: FrozenTrial) -> float:
     return trial.value
 
 
+def constraint_violation(trial: FrozenTrial) -> float:
+    """Total violation of a trial's constraints: 0.0 when it is feasible.
+
+    Constraints are those set with ``trial.set_constraint(key, value)`` (Optuna 5) or stored
+    by a sampler's ``constraints_func`` (the older list form); a trial is feasible when every
+    value is <= 0, as for ``study.best_trial``, and a trial without constraints is feasible.
+    The violation is the sum of the positive values, the measure of NSGA-II's constrained
+    domination; a NaN value counts as an infinite violation.
+
+    Args:
+        trial: Any trial.
+
+    Returns:
+        The sum of the positive constraint values (``inf`` if one is NaN).
+    """
+    total = 0.0
+    for v in constraint_values(trial):
+        if math.isnan(v):
+            return math.inf
+        total += max(v, 0.0)
+    return total
+
+
+def constraint_values(trial: FrozenTrial) -> list[float]:
+    """A trial's constraint values, of both stored forms (empty without constraints).
+
+    See :func:`constraint_violation`. Read from the system attrs directly, the same on every
+    supported Optuna version.
+    """
+    attrs = trial.system_attrs
+    values = list(attrs.get("constraints") or [])
+    values += [v for k, v in attrs.items() if k.startswith("constraints:")]
+    return [float(v) for v in values]
+
+
 def rank_trials(
     trials: Sequence[FrozenTrial],
     direction: StudyDirection,
@@ -49,6 +84,8 @@ def rank_trials(
     COMPLETE trials come first, ordered by value (or ``fitness``) in the study's direction;
     PRUNED trials
     follow (those that reached a later step first, then by their last intermediate value).
+    In a constrained study (``trial.set_constraint``), feasible trials rank before infeasible
+    ones within each group, and infeasible ones by their :func:`constraint_violation` first.
     Trials in any other state, and COMPLETE trials whose value is NaN, are dropped: they must
     never become parents. Ties keep trial order, so ranking is deterministic.
 
@@ -69,8 +106,10 @@ def rank_trials(
     ]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     score = fitness or _value
-    complete.sort(key=lambda t: (sign * score(t), t.number))
-    pruned.sort(key=lambda t: (*_pruned_key(t, sign), t.number))
+    # By object: trials built with optuna.create_trial all have number -1.
+    violation = {id(t): constraint_violation(t) for t in complete + pruned}
+    complete.sort(key=lambda t: (violation[id(t)], sign * score(t), t.number))
+    pruned.sort(key=lambda t: (violation[id(t)], *_pruned_key(t, sign), t.number))
     return complete + pruned
 
 

@@ -18,6 +18,7 @@ from optuna_evo._logging import get_logger
 from optuna_evo._validation import check_float
 from optuna_evo._validation import check_int
 from optuna_evo._validation import check_probability
+from optuna_evo.operators.selection import constraint_violation
 from optuna_evo.predictors.female import DEFAULT_FEMALE
 from optuna_evo.predictors.female import FemaleGenome
 from optuna_evo.predictors.population import best_female
@@ -47,14 +48,15 @@ class LearningCurvePruner(BasePruner):
 
         predicted - allowance > kth_best + margin * std(finals)
 
-    where ``kth_best`` is the ``n_best``-th best COMPLETE value, ``std(finals)`` the spread
-    of the COMPLETE values, and ``allowance`` the predictor's own optimism needed at this
-    point of training: the ``confidence`` quantile of how much better than predicted the
-    COMPLETE trials ended when predicted from their reports up to the same step (0 if the
-    predictor was never too pessimistic). The allowance makes the pruner self-calibrating
-    and conservative: it prunes early only where the predictor has proved reliable early.
-    A report of NaN or infinity prunes at once (the run diverged); a trial at or past the
-    final step is never pruned.
+    where ``kth_best`` is the ``n_best``-th best COMPLETE value (of the feasible trials, in a
+    study with constraints set by ``trial.set_constraint``; nothing is pruned before one is
+    feasible), ``std(finals)`` the spread of the COMPLETE values, and ``allowance`` the
+    predictor's own optimism needed at this point of training: the ``confidence`` quantile of
+    how much better than predicted the COMPLETE trials ended when predicted from their
+    reports up to the same step (0 if the predictor was never too pessimistic). The
+    allowance makes the pruner self-calibrating and conservative: it prunes early only where
+    the predictor has proved reliable early. A report of NaN or infinity prunes at once (the
+    run diverged); a trial at or past the final step is never pruned.
 
     The predictor is ``predictor`` when given; otherwise, in a study run by
     :class:`~optuna_evo.samplers.gender.GenderSampler`, the best female of the newest stored
@@ -151,8 +153,13 @@ class LearningCurvePruner(BasePruner):
         if not math.isfinite(predicted):
             return False
         sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
-        finals = np.sort([sign * float(t.value) for t in complete])  # type: ignore[arg-type]
-        kth = float(finals[min(self._n_best, finals.size) - 1])
+        finals = np.array([sign * float(t.value) for t in complete])  # type: ignore[arg-type]
+        # The value to beat is a feasible one, as for study.best_trial: better values of
+        # infeasible trials (trial.set_constraint) do not make a trial hopeless.
+        feasible = np.sort(finals[[constraint_violation(t) == 0.0 for t in complete]])
+        if feasible.size == 0:
+            return False
+        kth = float(feasible[min(self._n_best, feasible.size) - 1])
         allowance = self._allowance(study, predictor, complete, float(steps[-1]), target, sign)
         if allowance is None:
             return False

@@ -27,6 +27,8 @@ from optuna_evo._validation import check_bool
 from optuna_evo._validation import check_float
 from optuna_evo._validation import check_int
 from optuna_evo._validation import check_probability
+from optuna_evo.operators.selection import constraint_values
+from optuna_evo.operators.selection import rank_trials
 from optuna_evo.predictors.surrogate import BaseSurrogate
 from optuna_evo.predictors.surrogate import ParamEncoder
 from optuna_evo.predictors.surrogate import SurrogateModel
@@ -53,8 +55,11 @@ class PredictorAssist:
        ``n_candidates`` children are proposed (each with its own crossover and mutation), the
        surrogate, fitted on the newest ``max_train_trials`` COMPLETE trials, predicts each one's
        value with an uncertainty, and the child with the best optimistic score is kept:
-       ``mean - kappa * std`` when minimising, ``mean + kappa * std`` when maximising. With
-       probability ``exploration_rate`` a uniformly random candidate is kept instead.
+       ``mean - kappa * std`` when minimising, ``mean + kappa * std`` when maximising. In a
+       constrained study (``trial.set_constraint``) a second surrogate predicts each
+       candidate's largest constraint value, and candidates predicted feasible (optimistically,
+       ``mean - kappa * std <= 0``) are kept before the others. With probability
+       ``exploration_rate`` a uniformly random candidate is kept instead.
     2. **Duplicate cache** (``deduplicate``): a candidate whose configuration hash is held by
        a RUNNING, WAITING, COMPLETE or PRUNED trial (on any worker) is mutated again: one more
        mutation of one random gene (the architecture counts as one gene). The kept child's
@@ -169,6 +174,8 @@ class Scorer:
         encoder: The encoder its inputs were built with.
         direction: The study's direction.
         kappa: Weight of the uncertainty in the optimistic score.
+        constraint_model: In a constrained study, a surrogate of each trial's largest
+            constraint value (<= 0: feasible), fitted on the same inputs; ``None`` otherwise.
     """
 
     def __init__(
@@ -177,20 +184,36 @@ class Scorer:
         encoder: ParamEncoder,
         direction: StudyDirection,
         kappa: float,
+        constraint_model: SurrogateModel | None = None,
     ) -> None:
         self.model = model
         self.encoder = encoder
         self.sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
         self.kappa = kappa
+        self.constraint_model = constraint_model
 
     def predict(self, candidates: Sequence[Candidate]) -> tuple[np.ndarray, np.ndarray]:
         """Predicted mean and std of each candidate's value."""
         return self.model.predict(self.encoder.encode([c.params for c in candidates]))
 
-    def optimistic(self, candidates: Sequence[Candidate]) -> np.ndarray:
-        """Scores to minimise: ``sign * mean - kappa * std``."""
+    def best(self, candidates: Sequence[Candidate], optimistic: bool = True) -> int:
+        """Index of the candidate to keep: the lowest ``sign * mean - kappa * std`` (optimistic
+        score) or, with ``optimistic=False``, the best predicted mean.
+
+        With a ``constraint_model``, candidates predicted feasible come first, as
+        :func:`~optuna_evo.operators.rank_trials` ranks finished trials: the others follow by
+        their predicted excess over 0 (with the same optimism, ``mean - kappa * std``).
+        """
+        kappa = self.kappa if optimistic else 0.0
         mean, std = self.predict(candidates)
-        return self.sign * mean - self.kappa * std
+        score = self.sign * mean - kappa * std
+        if self.constraint_model is None:
+            return int(np.argmin(score))
+        c_mean, c_std = self.constraint_model.predict(
+            self.encoder.encode([c.params for c in candidates])
+        )
+        excess = np.maximum(c_mean - kappa * c_std, 0.0)
+        return int(np.lexsort((score, excess))[0])  # excess first, then score
 
     def worse_by(self, candidate: Candidate, reference: float) -> float:
         """How much worse than ``reference`` the candidate's predicted mean is (< 0: better)."""
@@ -205,7 +228,11 @@ def fit_scorer(
     direction: StudyDirection,
     rng: np.random.RandomState,
 ) -> Scorer | None:
-    """Fit the surrogate on the newest COMPLETE trials with finite values (``None`` if too few)."""
+    """Fit the surrogate on the newest COMPLETE trials with finite values (``None`` if too few).
+
+    When at least ``min_trials`` of them have constraints (``trial.set_constraint``), a second
+    surrogate learns their largest constraint value (see :class:`Scorer`).
+    """
     if assist.model is None:
         return None
     done = [
@@ -219,19 +246,32 @@ def fit_scorer(
     encoder = ParamEncoder(distributions)
     x = encoder.encode([t.params for t in done])
     y = np.array([float(t.value) for t in done])  # type: ignore[arg-type]
-    return Scorer(assist.model.fit(x, y, rng), encoder, direction, assist.kappa)
+    model = assist.model.fit(x, y, rng)
+    worst = [max(c) if c else math.nan for c in map(constraint_values, done)]
+    has = [i for i, w in enumerate(worst) if math.isfinite(w)]
+    constraint_model = None
+    if len(has) >= assist.min_trials:
+        c_y = np.array([worst[i] for i in has])
+        constraint_model = assist.model.fit(x[has], c_y, rng)
+    return Scorer(model, encoder, direction, assist.kappa, constraint_model)
 
 
 def best_parent_value(parents: Sequence[FrozenTrial], direction: StudyDirection) -> float | None:
-    """The best finite value among COMPLETE parents (``None`` if none has one)."""
-    values = [
-        float(p.value)
+    """The value of the best COMPLETE parent with a finite value (``None`` if none has one).
+
+    Best as :func:`~optuna_evo.operators.rank_trials` ranks: in a constrained study, a feasible
+    parent before an infeasible one whose value is better.
+    """
+    finite = [
+        p
         for p in parents
         if p.state == TrialState.COMPLETE and p.value is not None and math.isfinite(p.value)
     ]
-    if not values:
+    if not finite:
         return None
-    return max(values) if direction == StudyDirection.MAXIMIZE else min(values)
+    best = rank_trials(finite, direction)[0]
+    assert best.value is not None
+    return float(best.value)
 
 
 def assist_summary(study: Study) -> dict[str, Any]:

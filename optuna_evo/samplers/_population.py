@@ -1040,8 +1040,7 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         fresh = [c for c in pool if c.hash not in taken]
         if fresh:
             if scorer is not None:
-                mean, _ = scorer.predict(fresh)
-                fresh = [fresh[int(np.argmin(scorer.sign * mean))]]
+                fresh = [fresh[scorer.best(fresh, optimistic=False)]]
             stats["fallback"] = "accepted_after_guard"
             _logger.warning(
                 f"Trial {number}: every child was rejected by the stability guard "
@@ -1096,7 +1095,7 @@ def _choose(
         return pool[0], False
     if rng.rand() < exploration_rate:
         return pool[int(rng.randint(len(pool)))], True
-    return pool[int(np.argmin(scorer.optimistic(pool)))], False
+    return pool[scorer.best(pool)], False
 
 
 def _native(distribution: BaseDistribution, value: Any) -> tuple[bool, Any]:

@@ -24,6 +24,7 @@ from optuna_evo.operators.crossover import make_crossover
 from optuna_evo.operators.mutation import BaseMutation
 from optuna_evo.operators.mutation import GaussianMutation
 from optuna_evo.operators.mutation import make_mutation
+from optuna_evo.operators.selection import constraint_violation
 from optuna_evo.predictors.female import DEFAULT_FEMALE
 from optuna_evo.predictors.female import FemaleGenome
 from optuna_evo.predictors.female import MaleCurve
@@ -84,7 +85,9 @@ class GenderSampler(PopulationSampler):
        reports do not span ``[a, b]`` (pruned or stopped before ``b``, or no reports at all)
        gets a neutral speed rank: the middle of the ranking, so it neither gains nor loses
        by its speed, and objectives that never report still work (the ranking is then by
-       value). The best ``n_top_males`` are the parent population.
+       value). In a constrained study (``trial.set_constraint``) feasible males rank before
+       infeasible ones, and those by their total violation. The best ``n_top_males`` are the
+       parent population.
     3. **Offspring**: two top males chosen uniformly (role ``child``: crossover then
        per-parameter mutation; role ``mutant`` when only one male is available) paired with
        two top females chosen uniformly (BLX-α crossover then Gaussian mutation of the
@@ -292,7 +295,9 @@ class GenderSampler(PopulationSampler):
         Trials without a usable final (FAILED, a NaN value, PRUNED before any report, PRUNED
         with a NaN or infinite last report) are dropped: they never become parents. Early
         speed is measured over one step range for all the ranked trials
-        (:func:`~optuna_evo.predictors.population.speed_window`).
+        (:func:`~optuna_evo.predictors.population.speed_window`). In a constrained study
+        (``trial.set_constraint``) feasible males rank first, infeasible ones after them by
+        :func:`~optuna_evo.operators.constraint_violation`.
         """
         predictor = predictor or DEFAULT_FEMALE
         direction = study.direction
@@ -330,8 +335,11 @@ class GenderSampler(PopulationSampler):
             speed_rank[[i for i, _ in known]] = 1.0 + (ranks - 1.0) * (n - 1) / (len(known) - 1)
         w = self._speed_weight
         score = (1.0 - w) * final_rank + w * speed_rank
+        # In a constrained study every feasible male ranks before any infeasible one.
+        violation = [constraint_violation(r[0]) for r in rows]
         order = sorted(
-            range(len(rows)), key=lambda i: (score[i], final_rank[i], rows[i][0].number)
+            range(len(rows)),
+            key=lambda i: (violation[i], score[i], final_rank[i], rows[i][0].number),
         )
         return [rows[i][0] for i in order]
 

@@ -44,9 +44,10 @@ class GeneticSampler(PopulationSampler):
 
     Works with float (log, step), int (log, step) and categorical parameters, conditional
     (define-by-run) parameters, minimize and maximize, pruning (PRUNED trials rank below all
-    COMPLETE ones), :meth:`~optuna.study.Study.enqueue_trial`, and several processes sharing
-    one storage. Multi-objective studies raise ``ValueError``. Lineage is stored as described
-    in :mod:`optuna_evo.samplers._population`.
+    COMPLETE ones), constraints (``trial.set_constraint``: feasible trials rank first, see
+    :func:`~optuna_evo.operators.rank_trials`), :meth:`~optuna.study.Study.enqueue_trial`, and
+    several processes sharing one storage. Multi-objective studies raise ``ValueError``.
+    Lineage is stored as described in :mod:`optuna_evo.samplers._population`.
 
     Given an ``architecture_space`` (the mapping the objective passes to
     :func:`optuna_evo.suggest_architecture`), the ``arch_*`` params are evolved as one

@@ -79,7 +79,9 @@ class MAGESampler(PopulationSampler):
     Fitness = objective value + λ · complexity for minimisation (− for maximisation), where
     λ = ``complexity_weight`` and complexity = ``complexity_fn(trial)`` (default: the
     ``n_params`` user attr the objective module sets) divided by the largest complexity among
-    the agents being ranked, so it lies in [0, 1].
+    the agents being ranked, so it lies in [0, 1]. In a constrained study
+    (``trial.set_constraint``) feasible agents rank before infeasible ones whatever their
+    fitness (see :func:`~optuna_evo.operators.rank_trials`).
 
     Args:
         search_mode: ``"single"`` (fixed architecture) or ``"multi"``.

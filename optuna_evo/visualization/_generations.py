@@ -11,6 +11,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 import plotly.graph_objects as go
 
+from optuna_evo.operators.selection import constraint_violation
 from optuna_evo.visualization._utils import check_target
 from optuna_evo.visualization._utils import empty_figure
 from optuna_evo.visualization._utils import generation_of
@@ -31,8 +32,10 @@ def plot_generations(
     ``target``, a line joins each generation's best value (by the study's direction), so a
     stalled or improving search is visible at a glance; with a ``target`` there is no such
     line, since whether higher or lower is better is unknown (as in Optuna's
-    ``plot_optimization_history``). The generation axis has a tick at every generation when
-    it spans at most 30, and plotly's own spacing beyond.
+    ``plot_optimization_history``). In a constrained study (``trial.set_constraint``) the line
+    joins the best feasible values, and infeasible points say so on hover. The generation
+    axis has a tick at every generation when it spans at most 30, and plotly's own spacing
+    beyond.
 
     Example:
 
@@ -107,7 +110,7 @@ def plot_generations(
                 boxpoints="all",
                 jitter=0.4,
                 pointpos=0,
-                text=[f"Trial {t.number}" for t, _ in members],
+                text=[f"Trial {t.number}{_infeasible(t)}" for t, _ in members],
                 hovertemplate="%{text}<br>" + target_name + " %{y:.6g}<extra></extra>",
                 marker={"color": "rgb(31, 119, 180)", "size": 6},
                 line={"color": "rgb(31, 119, 180)"},
@@ -117,10 +120,15 @@ def plot_generations(
     # The study's direction says which values are best, not which targets are.
     if target is None and len(study.directions) == 1:
         pick = max if study.direction == StudyDirection.MAXIMIZE else min
+        # Feasible trials only, as study.best_trial; a generation without one leaves a gap.
+        best = []
+        for g in generations:
+            feasible = [v for t, v in by_generation[g] if constraint_violation(t) == 0.0]
+            best.append(pick(feasible) if feasible else None)
         data.append(
             go.Scatter(
                 x=generations,
-                y=[pick(v for _, v in by_generation[g]) for g in generations],
+                y=best,
                 mode="lines+markers",
                 name="Best in generation",
                 line={"color": "rgb(214, 39, 40)"},
@@ -130,3 +138,7 @@ def plot_generations(
     # A tick per generation, unless there are too many to label.
     figure.layout.xaxis.dtick = unit_dtick(generations[0], generations[-1])
     return figure
+
+
+def _infeasible(trial: FrozenTrial) -> str:
+    return " (infeasible)" if constraint_violation(trial) > 0.0 else ""
