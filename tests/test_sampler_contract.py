@@ -164,6 +164,45 @@ def test_faults_mid_generation(sampler_name: str) -> None:
     assert_consistent_lineage(study, min_generations=3)
 
 
+def test_a_study_with_results_starts_from_them(sampler_name: str) -> None:
+    # Results of another sampler (or study.add_trial) are generation 0's: with a population's
+    # worth of them, the sampler's first trial is already a generation-1 child of them.
+    earlier = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    earlier.optimize(objective, n_trials=10)
+    study = optuna.create_study(sampler=make(sampler_name))
+    study.add_trials(earlier.trials)
+    study.optimize(objective, n_trials=8)
+    first = [optuna_evo.lineage(t, study) for t in study.trials[10:14]]
+    assert [info.generation for info in first] == [1, 1, 1, 1]
+    assert all(info.parent_numbers and max(info.parent_numbers) < 10 for info in first)
+    sampler = study.sampler
+    assert isinstance(sampler, optuna_evo.samplers.PopulationSampler)
+    prior = sampler.get_population(study, 0)
+    assert sorted(t.number for t in prior) == list(range(10))
+    chosen = {t.number for t in sampler.get_parent_population(study, 1)}
+    assert chosen and chosen <= set(range(10))
+    # An elite copies the best prior trial unchanged.
+    elites = [t for t, info in zip(study.trials[10:14], first) if info.role == "elite"]
+    assert len(elites) == getattr(sampler, "_n_elites", 0)
+    for t in elites:
+        (parent,) = optuna_evo.parents(t, study)
+        assert parent.number == earlier.best_trial.number and t.params == parent.params
+
+
+def test_fewer_results_than_a_population_are_completed_at_random(sampler_name: str) -> None:
+    earlier = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    earlier.optimize(objective, n_trials=3)
+    study = optuna.create_study(sampler=make(sampler_name))
+    study.add_trials(earlier.trials)
+    study.optimize(objective, n_trials=3)
+    infos = [optuna_evo.lineage(t, study) for t in study.trials[3:]]
+    assert [i.generation for i in infos] == [0, 1, 1]
+    assert infos[0].role == "random" and infos[1].role != "random"
+    sampler = study.sampler
+    assert isinstance(sampler, optuna_evo.samplers.PopulationSampler)
+    assert {t.number for t in sampler.selection_candidates(study, 1)} == {0, 1, 2, 3}
+
+
 def test_constraints_keep_the_search_feasible(sampler_name: str) -> None:
     # The best values lie where x < 0.5, which trial.set_constraint forbids: parents are
     # ranked feasible first (and the surrogate predicts feasibility), so the search stays

@@ -102,6 +102,27 @@ def test_genealogy_nodes_and_edges_follow_the_lineage(name: str) -> None:
     assert "x " in text and "k " in text
 
 
+def test_genealogy_draws_prior_parents_in_generation_0() -> None:
+    earlier = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    earlier.optimize(lambda t: t.suggest_float("x", -3.0, 3.0) ** 2, n_trials=6)
+    study = optuna.create_study(sampler=SAMPLERS["genetic"]())
+    study.add_trials(earlier.trials)  # 6 prior trials: the sampler starts at generation 1
+    study.optimize(lambda t: t.suggest_float("x", -3.0, 3.0) ** 2, n_trials=4)
+    links = {t.number: optuna_evo.lineage(t, study).parent_numbers for t in study.trials[6:]}
+    used = sorted({n for numbers in links.values() for n in numbers})
+    assert used and max(used) < 6
+    edges, valued = plot_genealogy(study).data
+    # The prior parents stack at generation 0 in number order, the children at generation 1.
+    position = {n: (0, i) for i, n in enumerate(used)}
+    position.update({t.number: (1, i) for i, t in enumerate(study.trials[6:])})
+    expected = {(*position[n], *position[c]) for c, numbers in links.items() for n in numbers}
+    assert _segments(edges) == expected
+    assert len(valued.x) == len(used) + 4
+    texts = dict(zip(valued.text, zip(valued.x, valued.y)))
+    prior = [text for text in texts if "Role prior" in text]
+    assert sorted(texts[text] for text in prior) == [(0, i) for i in range(len(used))]
+
+
 def test_genealogy_has_pruned_trials_in_grey() -> None:
     study = _study(SAMPLERS["genetic"](), n_trials=24)
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]

@@ -59,7 +59,12 @@ generation 0 when enqueued before the run), ``elite`` (copied unchanged from a p
 ``child`` (crossover of two parents, then mutation) and ``mutant`` (one parent, mutation only).
 
 A trial's generation is the newest generation that has finished (COMPLETE or PRUNED) trials,
-or the next one once that generation holds ``population_size`` finished trials. Running trials
+or the next one once that generation holds ``population_size`` finished trials. A study's
+*prior* trials, finished trials that no sampler of this class handled (another sampler's, or
+added with ``study.add_trial``), count as generation 0's: a sampler plugged into a study
+with results starts from them (with ``population_size`` of them, its first trial is already
+generation 1, whose parents are the best of them). They keep no lineage of their own, and
+those added after generation 1's parents were chosen join no selection. Running trials
 do not count, so concurrent workers may overfill a generation; selection trims it. Its *slot*
 (how many trials the generation already had, failed and enqueued ones aside) decides whether it
 is an elite; an elite claims
@@ -575,12 +580,16 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         return self._plan(study, trial).lineage.generation
 
     def get_population(self, study: Study, generation: int) -> list[FrozenTrial]:
-        """Return the finished (COMPLETE or PRUNED) trials of ``generation``."""
+        """Return the finished (COMPLETE or PRUNED) trials of ``generation``.
+
+        Generation 0 also holds the study's *prior* trials: finished trials that no sampler
+        of this class handled (another sampler's, or added with ``study.add_trial``).
+        """
         key = self._get_generation_key()
         return [
             t
             for t in study._get_trials(deepcopy=False, states=_FINISHED, use_cache=True)
-            if t.system_attrs.get(key) == generation
+            if t.system_attrs.get(key, 0 if generation == 0 else None) == generation
         ]
 
     # -- internals ------------------------------------------------------------------------
@@ -623,9 +632,11 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         assigned: dict[int, int] = {}
         newest = -1
         old_run = 0
+        prior = 0
         for t in reversed(study._get_trials(deepcopy=False, use_cache=True)):
             g = t.system_attrs.get(key)
             if g is None:
+                prior += t.state in _FINISHED  # generation 0's (see get_population)
                 continue
             if g > newest:
                 newest = g
@@ -640,6 +651,8 @@ class PopulationSampler(BaseGASampler, abc.ABC):
                 assigned[g] = assigned.get(g, 0) + 1
             if t.state in _FINISHED:
                 finished[g] = finished.get(g, 0) + 1
+        if prior:
+            finished[0] = finished.get(0, 0) + prior
         latest = max(finished, default=0)
         generation = latest if finished.get(latest, 0) < self._population_size else latest + 1
         return generation, assigned.get(generation, 0)

@@ -39,6 +39,10 @@ def plot_genealogy(
     at every integer when it spans at most 30 (generations or positions), and plotly's own
     spacing beyond.
 
+    A study's prior trials (finished before an optuna-evo sampler took over: another
+    sampler's, or added with ``study.add_trial``) count as generation 0 for the samplers;
+    those that became parents are drawn there, with the role ``prior``.
+
     Studies run by an Optuna genetic sampler (``NSGAIISampler``, ``NSGAIIISampler``) are
     plotted too, without edges: those samplers store generations but not parents.
 
@@ -76,6 +80,12 @@ def plot_genealogy(
     )
     trials = study.get_trials(deepcopy=False)
     placed = [(g, t) for t in trials if (g := generation_of(t)) is not None]
+    # Prior trials (run before the sampler took over) that became parents: generation 0's,
+    # as the samplers count them.
+    parent_numbers = {int(n) for _, t in placed for n in lineage_of(t).get("parent_numbers", [])}
+    placed += [
+        (0, t) for t in trials if generation_of(t) is None and t.number in parent_numbers
+    ]
     if not placed:
         message = (
             "There are no trials to plot."
@@ -168,6 +178,8 @@ def _hover(generation: int, trial: FrozenTrial, value: float | None, target_name
         lines.append(f"Role {info['role']}")
         parents = ", ".join(str(n) for n in info.get("parent_numbers", []))
         lines.append(f"Parents {parents or '-'}")
+    elif generation_of(trial) is None:
+        lines.append("Role prior")
     if value is not None:
         lines.append(f"{target_name} {value:.6g}")
     items = sorted(trial.params.items())
