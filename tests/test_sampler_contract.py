@@ -164,14 +164,22 @@ def test_faults_mid_generation(sampler_name: str) -> None:
     assert_consistent_lineage(study, min_generations=3)
 
 
+def _continued(
+    sampler_name: str, n_earlier: int, n_trials: int
+) -> tuple[optuna.Study, optuna.Study]:
+    """A random search of ``n_earlier`` trials, and a study given its trials, then run on."""
+    earlier = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    earlier.optimize(objective, n_trials=n_earlier)
+    study = optuna.create_study(sampler=make(sampler_name))
+    study.add_trials(earlier.trials)
+    study.optimize(objective, n_trials=n_trials)
+    return earlier, study
+
+
 def test_a_study_with_results_starts_from_them(sampler_name: str) -> None:
     # Results of another sampler (or study.add_trial) are generation 0's: with a population's
     # worth of them, the sampler's first trial is already a generation-1 child of them.
-    earlier = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
-    earlier.optimize(objective, n_trials=10)
-    study = optuna.create_study(sampler=make(sampler_name))
-    study.add_trials(earlier.trials)
-    study.optimize(objective, n_trials=8)
+    earlier, study = _continued(sampler_name, n_earlier=10, n_trials=8)
     first = [optuna_evo.lineage(t, study) for t in study.trials[10:14]]
     assert [info.generation for info in first] == [1, 1, 1, 1]
     assert all(info.parent_numbers and max(info.parent_numbers) < 10 for info in first)
@@ -190,11 +198,7 @@ def test_a_study_with_results_starts_from_them(sampler_name: str) -> None:
 
 
 def test_fewer_results_than_a_population_are_completed_at_random(sampler_name: str) -> None:
-    earlier = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
-    earlier.optimize(objective, n_trials=3)
-    study = optuna.create_study(sampler=make(sampler_name))
-    study.add_trials(earlier.trials)
-    study.optimize(objective, n_trials=3)
+    _, study = _continued(sampler_name, n_earlier=3, n_trials=3)
     infos = [optuna_evo.lineage(t, study) for t in study.trials[3:]]
     assert [i.generation for i in infos] == [0, 1, 1]
     assert infos[0].role == "random" and infos[1].role != "random"
