@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Sequence
+import contextlib
 from datetime import timedelta
 import os
 from pathlib import Path
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +30,45 @@ from optuna_evo.operators import BaseMutation
 
 STORAGE_KINDS = ("sqlite", "journal", "postgres")
 POSTGRES_ENV = "OPTUNA_EVO_TEST_POSTGRES"
+
+
+@contextlib.contextmanager
+def grpc_proxy(tmp_path: Path) -> Iterator[tuple[str, optuna.storages.BaseStorage]]:
+    """Serve a SQLite study database through Optuna's gRPC storage proxy in a subprocess.
+
+    Yields (python expression building a ``GrpcStorageProxy`` client in a worker, the
+    database's storage here); the server is stopped on exit.
+    """
+    pytest.importorskip("grpc", reason="grpcio is not installed (pip install -e .[dev])")
+    url = f"sqlite:///{tmp_path / 'grpc.db'}"
+    storage = optuna.storages.RDBStorage(url)  # creates the schema before the server starts
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import optuna; optuna.storages.run_grpc_proxy_server("
+            f"optuna.storages.RDBStorage({url!r}), host='127.0.0.1', port={port})",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        client = f"optuna.storages.GrpcStorageProxy(host='127.0.0.1', port={port})"
+        proxy = eval(client, {"optuna": optuna})
+        try:
+            proxy.wait_server_ready(timeout=60)
+        except ConnectionError:
+            server.kill()
+            raise AssertionError(server.communicate()[1].decode()[-3000:]) from None
+        finally:
+            proxy.close()
+        yield client, storage
+    finally:
+        server.kill()
+        server.communicate()
 
 
 def storage_for(kind: str, tmp_path: Path) -> tuple[str, optuna.storages.BaseStorage]:

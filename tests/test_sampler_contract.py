@@ -21,6 +21,7 @@ import uuid
 from evo_testing import STORAGE_KINDS
 from evo_testing import assert_consistent_lineage
 from evo_testing import backdate_heartbeat
+from evo_testing import grpc_proxy
 from evo_testing import run_workers
 from evo_testing import storage_for
 import optuna
@@ -225,7 +226,17 @@ def test_constraints_keep_the_search_feasible(sampler_name: str) -> None:
 
 @pytest.mark.parametrize("kind", STORAGE_KINDS)
 def test_four_workers_share_one_storage(sampler_name: str, kind: str, tmp_path: Path) -> None:
-    expr, storage = storage_for(kind, tmp_path)
+    _four_workers(sampler_name, *storage_for(kind, tmp_path))
+
+
+def test_four_workers_through_a_grpc_storage_proxy(sampler_name: str, tmp_path: Path) -> None:
+    # Optuna's proxy for many workers: the clients cache trials, the samplers' reads must not
+    # go stale through it.
+    with grpc_proxy(tmp_path) as (client, storage):
+        _four_workers(sampler_name, client, storage)
+
+
+def _four_workers(sampler_name: str, expr: str, storage: optuna.storages.BaseStorage) -> None:
     name = f"{sampler_name}-{uuid.uuid4().hex}"
     study = optuna.create_study(study_name=name, storage=storage)
     run_workers(
