@@ -503,7 +503,8 @@ def test_an_elite_held_by_a_concurrent_trial_is_not_copied_again(
     # A claim of a trial still being planned (no lineage yet) also holds: after two tries the
     # trial moves on instead of copying the elite a second time.
     third_id = storage.create_new_trial(study._study_id)
-    storage.set_trial_system_attr(third_id, "optuna_evo:elite_of", [1, best._trial_id])
+    claim = [1, best._trial_id, "GeneticSampler"]
+    storage.set_trial_system_attr(third_id, "optuna_evo:elite_of", claim)
     fourth = other.ask()
     assert optuna_evo.lineage(fourth).role != "elite"  # type: ignore[union-attr]
     elites = [t for t in study.get_trials() if optuna_evo.lineage(t, study)]

@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from optuna_evo import GeneticSampler
+from optuna_evo import MAGESampler
 from optuna_evo.genreg import ALPHABET_OPTIONS
 from optuna_evo.genreg import DEFAULT_SPACE
 from optuna_evo.genreg import LETTERS
@@ -46,6 +47,7 @@ from optuna_evo.genreg.alphabet import _draw_letter
 from optuna_evo.genreg.checkpoint import _has_safetensors
 from optuna_evo.objectives.data import DataNotFoundError
 from optuna_evo.objectives.data import make_synthetic
+from optuna_evo.operators import rank_trials
 from optuna_evo.operators.trust import TrustWeightedSelection
 from optuna_evo.operators.trust import positive_weights
 from optuna_evo.samplers._population import LINEAGE_KEY
@@ -982,6 +984,28 @@ def test_trust_follows_parents_by_number_in_a_copied_study() -> None:
         for s in (source, copied)
     ]  # fmt: skip
     assert trust[0] == pytest.approx(trust[1])
+
+
+def test_trust_counts_another_sampler_classs_trials_as_founders() -> None:
+    # A GeneticSampler continuing a MAGESampler's study counts MAGE's trials as its
+    # generation 0 (prior trials): trust must age them so, not by MAGE's own numbering.
+    def objective(trial: optuna.Trial) -> float:
+        return trial.suggest_float("x", -3, 3) ** 2 + trial.suggest_float("y", -3, 3) ** 2
+
+    study = optuna.create_study(sampler=MAGESampler(population_size=4, n_elites=1, seed=0))
+    study.optimize(objective, n_trials=20)  # MAGE generations 0-4
+    selection = TrustWeightedSelection(decay=0.2)
+    sampler = GeneticSampler(population_size=4, selection=selection, seed=0)
+    study.sampler = sampler
+    study.optimize(objective, n_trials=5)  # its generation 1, then the first of generation 2
+    candidates = rank_trials(sampler.selection_candidates(study, 2), study.direction)
+    own = [t for t in candidates if "GeneticSampler:generation" in t.system_attrs]
+    assert own and len(own) < len(candidates)
+    trust = selection.trust(candidates)
+    for t, effective in zip(candidates, selection.effective_trust(candidates)):
+        # Generation 1 is the newest: its trials keep their trust, the founders lose 20%.
+        keep = 1.0 if t in own else 0.8
+        assert effective == pytest.approx(trust[t._trial_id] * keep)
 
 
 def test_trust_follows_the_formula_on_a_hand_built_lineage() -> None:

@@ -260,6 +260,30 @@ def test_a_failed_or_enqueued_trial_costs_no_generation_its_elite() -> None:
     assert "enqueued" in by_generation[2]
 
 
+def test_a_study_of_another_sampler_class_gets_its_elite() -> None:
+    # Generation numbers are per sampler class: GeneticSampler's claim on trial 3 for its
+    # generation 1 (an elite that was pruned, so trial 3 stays the best) is no claim on
+    # MAGESampler's generation 1, which continues the study.
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -3, 3)
+        info = optuna_evo.lineage(trial)
+        if info and info.role == "elite" and isinstance(trial.study.sampler, GeneticSampler):
+            raise optuna.TrialPruned()
+        return x * x
+
+    study = optuna.create_study(sampler=GeneticSampler(population_size=4, n_elites=1, seed=0))
+    study.optimize(objective, n_trials=8)
+    pruned_elite = optuna_evo.lineage(study.trials[4], study)
+    assert pruned_elite is not None and pruned_elite.role == "elite"
+    assert study.trials[4].state == TrialState.PRUNED
+    study.sampler = MAGESampler(population_size=4, n_elites=1, seed=0)
+    study.optimize(objective, n_trials=4)
+    roles = [optuna_evo.lineage(t, study) for t in study.trials[8:]]
+    assert [info.role for info in roles].count("elite") == 1
+    elite = next(info for info in roles if info.role == "elite")
+    assert elite.generation == 1 and elite.parent_numbers == pruned_elite.parent_numbers
+
+
 def test_complexity_fn_scores_complete_trials_and_must_be_finite() -> None:
     def objective(trial: optuna.Trial) -> float:
         x = trial.suggest_float("x", -1, 1)

@@ -126,6 +126,12 @@ def test_constraint_violation_sums_the_positive_values_of_both_forms() -> None:
     assert constraint_violation(legacy) == pytest.approx(1.25)
     nan = optuna.create_trial(value=0.0, system_attrs={"constraints": [math.nan]})
     assert constraint_violation(nan) == math.inf
+    # Both forms: "constraints:0" replaces the list's entry 0, as FrozenTrial.constraints reads.
+    both = {"constraints": [1.0, 0.5], "constraints:0": -1.0, "constraints:x": 2.0}
+    mixed = optuna.create_trial(value=0.0, system_attrs=both)
+    with pytest.warns(UserWarning, match="Overwrite an old format constraint"):
+        assert sorted(mixed.constraints.values()) == [-1.0, 0.5, 2.0]
+    assert constraint_violation(mixed) == pytest.approx(2.5)
 
 
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])

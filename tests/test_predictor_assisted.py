@@ -21,6 +21,7 @@ from evo_testing import storage_for
 import numpy as np
 import optuna
 from optuna.exceptions import ExperimentalWarning
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 import pytest
 import torch
@@ -44,7 +45,9 @@ from optuna_evo.predictors.surrogate import RandomFeatureEnsemble
 from optuna_evo.predictors.surrogate import SurrogateModel
 from optuna_evo.samplers import PredictorAssist
 from optuna_evo.samplers import assist_summary
+from optuna_evo.samplers._assist import Candidate
 from optuna_evo.samplers._assist import best_parent_value
+from optuna_evo.samplers._assist import fit_scorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.problems import get_problem  # noqa: E402
@@ -831,6 +834,36 @@ def test_the_guards_reference_is_the_best_feasible_parent(direction: str) -> Non
     unconstrained = [optuna.create_trial(value=sign * v) for v in (3.0, 1.0, math.inf)]
     assert best_parent_value(unconstrained, direction_) == sign * 1.0
     assert best_parent_value(parents[3:], direction_) is None
+
+
+@pytest.mark.parametrize("infeasible", [0.5, math.inf])
+def test_the_constraint_surrogate_keeps_candidates_predicted_feasible(infeasible: float) -> None:
+    # Minimise x where x < 0.5 breaks a constraint (by 0.5, or by inf: set_constraint accepts
+    # it): the value surrogate alone would keep x = 0.1.
+    space = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    trials = [
+        optuna.create_trial(
+            params={"x": float(x)},
+            distributions=space,
+            value=float(x),
+            constraints={"c": infeasible if x < 0.5 else -1.0},
+        )
+        for x in np.linspace(0, 1, 21)
+    ]
+    assist = PredictorAssist(n_candidates=2, min_trials=4, kappa=0.0)
+    scorer = fit_scorer(assist, trials, space, StudyDirection.MINIMIZE, np.random.RandomState(0))
+    assert scorer is not None and scorer.constraint_model is not None
+    candidates = [Candidate({}, {"x": x}, space, str(x)) for x in (0.1, 0.6, 0.9)]
+    predicted, _ = scorer.constraint_model.predict(scorer.encoder.encode([{"x": 0.1}]))
+    assert predicted[0] > 0
+    assert candidates[scorer.best(candidates)].params == {"x": 0.6}
+    # Without constraints the best predicted value wins.
+    plain = [
+        optuna.create_trial(params=t.params, distributions=space, value=t.value) for t in trials
+    ]
+    scorer = fit_scorer(assist, plain, space, StudyDirection.MINIMIZE, np.random.RandomState(0))
+    assert scorer is not None and scorer.constraint_model is None
+    assert candidates[scorer.best(candidates)].params == {"x": 0.1}
 
 
 def test_a_loose_guard_never_rejects() -> None:

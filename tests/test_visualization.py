@@ -123,6 +123,44 @@ def test_genealogy_draws_prior_parents_in_generation_0() -> None:
     assert sorted(texts[text] for text in prior) == [(0, i) for i in range(len(used))]
 
 
+def test_a_study_continued_by_another_sampler_class_is_drawn_in_order() -> None:
+    # Each class numbers its generations from 0 and counts the trials it found as its
+    # generation 0: the later class's generations are drawn after the earlier one's last.
+    study = optuna.create_study(sampler=optuna_evo.GeneticSampler(population_size=4, seed=0))
+    study.optimize(_objective, n_trials=12)
+    ga_last = max(optuna_evo.lineage(t, study).generation for t in study.trials)
+    study.sampler = optuna_evo.MAGESampler(population_size=4, seed=0)
+    study.optimize(_objective, n_trials=8)
+    drawn = {
+        t.number: optuna_evo.lineage(t, study).generation + (ga_last if t.number >= 12 else 0)
+        for t in study.trials
+    }
+    assert {g for n, g in drawn.items() if n >= 12} == {ga_last + 1, ga_last + 2}
+    edges, *markers = plot_genealogy(study).data
+    segments = _segments(edges)
+    assert segments and all(x0 < x1 for x0, _, x1, _ in segments)
+    assert {x1 for _, _, x1, _ in segments} == set(drawn.values()) - {0}
+    texts = [text for trace in markers for text in trace.text]
+    shifted = [text for text in texts if "of its sampler)" in text]
+    assert len(shifted) == sum(1 for n in drawn if n >= 12)
+    boxes = [b for b in plot_generations(study).data if b.type == "box"]
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert sorted(set(drawn.values())) == [b.x[0] for b in boxes]
+    assert sum(len(b.y) for b in boxes) == len(complete)
+
+
+def test_generations_put_every_prior_trial_in_generation_0() -> None:
+    earlier = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    earlier.optimize(_objective, n_trials=6)
+    study = optuna.create_study(sampler=SAMPLERS["genetic"]())
+    study.add_trials(earlier.trials)
+    study.optimize(_objective, n_trials=4)
+    box_0, box_1, _ = plot_generations(study).data
+    prior = [t.value for t in earlier.trials if t.state == TrialState.COMPLETE]
+    assert set(box_0.x) == {0} and sorted(box_0.y) == pytest.approx(sorted(prior))
+    assert set(box_1.x) == {1}
+
+
 def test_genealogy_has_pruned_trials_in_grey() -> None:
     study = _study(SAMPLERS["genetic"](), n_trials=24)
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]

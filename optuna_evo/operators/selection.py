@@ -69,9 +69,12 @@ def constraint_values(trial: FrozenTrial) -> list[float]:
     supported Optuna version.
     """
     attrs = trial.system_attrs
-    values = list(attrs.get("constraints") or [])
-    values += [v for k, v in attrs.items() if k.startswith("constraints:")]
-    return [float(v) for v in values]
+    # As Optuna reads them: a ``constraints:<key>`` value replaces the list's entry ``<key>``.
+    values = {str(i): v for i, v in enumerate(attrs.get("constraints") or [])}
+    values.update(
+        (k[len("constraints:") :], v) for k, v in attrs.items() if k.startswith("constraints:")
+    )
+    return [float(v) for v in values.values()]
 
 
 def rank_trials(

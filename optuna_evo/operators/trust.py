@@ -85,15 +85,28 @@ REWARDS: tuple[str, ...] = ("linear", "halves")
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def _generation_and_parents(trial: FrozenTrial) -> tuple[int, tuple[int, ...]]:
+def _generation_and_parents(
+    trial: FrozenTrial, numbering: str | None
+) -> tuple[int, tuple[int, ...]]:
     # Imported here: the samplers import the operators package, which exports this module.
     from optuna_evo.samplers._population import LINEAGE_KEY
+    from optuna_evo.samplers._population import generation_key_of
 
     data = trial.system_attrs.get(LINEAGE_KEY)
-    if data is None:  # not handled by an optuna-evo sampler: a founder of generation 0
+    # Not handled by an optuna-evo sampler, or by another class than the ranking one (whose
+    # generations are numbered apart): a founder of generation 0, as the samplers count it.
+    if data is None or generation_key_of(trial) != numbering:
         return 0, ()
     # Numbers, not the recorded ids: optuna.copy_study gives the trials new ids.
     return int(data["generation"]), tuple(int(n) for n in data["parent_numbers"])
+
+
+def _current_key(trials: Sequence[FrozenTrial]) -> str | None:
+    """The generation key of the sampler ranking ``trials``: that of the newest of them."""
+    from optuna_evo.samplers._population import generation_key_of
+
+    newest = max(trials, key=lambda t: t.number, default=None)
+    return None if newest is None else generation_key_of(newest)
 
 
 def positive_weights(values: Sequence[float]) -> np.ndarray:
@@ -236,7 +249,8 @@ class TrustWeightedSelection(BaseSelection):
     def effective_trust(self, trials: Sequence[FrozenTrial]) -> list[float]:
         """Trust of each trial decayed to the newest generation among ``trials``."""
         table = self.trust(trials)
-        generations = [_generation_and_parents(t)[0] for t in trials]
+        numbering = _current_key(trials)
+        generations = [_generation_and_parents(t, numbering)[0] for t in trials]
         newest = max(generations, default=0)
         keep = 1.0 - self.decay
         return [
@@ -255,9 +269,10 @@ class TrustWeightedSelection(BaseSelection):
         memo: dict[int, tuple[tuple[int, ...], dict[int, float]]] | None,
     ) -> dict[int, float]:
         """Trust of every trial in ``ranked`` (best-first), generation by generation."""
+        numbering = _current_key(ranked)
         by_generation: dict[int, list[FrozenTrial]] = {}
         for t in ranked:  # best-first overall, hence best-first within each generation
-            by_generation.setdefault(_generation_and_parents(t)[0], []).append(t)
+            by_generation.setdefault(_generation_and_parents(t, numbering)[0], []).append(t)
         id_of = {t.number: t._trial_id for t in ranked}
         table: dict[int, float] = {}
         generation_of: dict[int, int] = {}
@@ -274,7 +289,7 @@ class TrustWeightedSelection(BaseSelection):
             changed = True  # later generations inherit from this one: recompute them too
             current: dict[int, float] = {}
             for rank, t in enumerate(members):
-                _, parent_numbers = _generation_and_parents(t)
+                _, parent_numbers = _generation_and_parents(t, numbering)
                 parent_ids = [id_of[n] for n in parent_numbers if n in id_of]
                 inherited = [
                     table[p] * keep ** (g - generation_of[p]) for p in parent_ids if p in table

@@ -247,12 +247,18 @@ def fit_scorer(
     x = encoder.encode([t.params for t in done])
     y = np.array([float(t.value) for t in done])  # type: ignore[arg-type]
     model = assist.model.fit(x, y, rng)
-    worst = [max(c) if c else math.nan for c in map(constraint_values, done)]
-    has = [i for i, w in enumerate(worst) if math.isfinite(w)]
+    worst = np.array([max(c) if c else math.nan for c in map(constraint_values, done)])
+    has = np.flatnonzero(~np.isnan(worst))
     constraint_model = None
-    if len(has) >= assist.min_trials:
-        c_y = np.array([worst[i] for i in has])
-        constraint_model = assist.model.fit(x[has], c_y, rng)
+    if has.size >= assist.min_trials:
+        c_y = worst[has]
+        # trial.set_constraint accepts ±inf: learn it as a value beyond every finite one, on
+        # its side of 0, so the surrogate still sees where the infeasible region lies.
+        finite = c_y[np.isfinite(c_y)]
+        margin = max(1.0, float(np.ptp(finite))) if finite.size else 1.0
+        high = max(float(finite.max()) if finite.size else 0.0, 0.0) + margin
+        low = min(float(finite.min()) if finite.size else 0.0, 0.0) - margin
+        constraint_model = assist.model.fit(x[has], np.clip(c_y, low, high), rng)
     return Scorer(model, encoder, direction, assist.kappa, constraint_model)
 
 

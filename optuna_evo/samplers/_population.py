@@ -21,8 +21,9 @@ study system attr ``{Class}:considered_numbers:{g}``  trial numbers of every can
                                           selection saw, so that a trial finishing late is
                                           still considered (``{Class}:considered:{g}``, with
                                           ids, in studies begun before numbers were stored)
-trial system attr ``optuna_evo:elite_of``  ``[g, parent id]``: an elite's claim on the parent it
-                                          copies, so two workers never copy one elite
+trial system attr ``optuna_evo:elite_of``  ``[g, parent id, sampler class]``: an elite's claim
+                                          on the parent it copies, so two workers never copy
+                                          one elite
 trial system attr ``optuna_evo:weight_noise``  std of the noise a child adds to the weights it
                                           inherits (MAGE; read by ``checkpoint.load_parent``)
 trial system attrs ``optuna_evo:architecture``,  MAGE: the agent's architecture, its
@@ -55,16 +56,18 @@ architecture mutation with the given probability) and hands its genes out as the
 
 Roles: ``random`` (sampled uniformly; generation 0 or no parent available), ``enqueued``
 (from :meth:`optuna.study.Study.enqueue_trial`; joins the generation being filled, which is
-generation 0 when enqueued before the run), ``elite`` (copied unchanged from a parent),
-``child`` (crossover of two parents, then mutation) and ``mutant`` (one parent, mutation only).
+generation 0 when enqueued before the run unless prior trials fill it), ``elite`` (copied
+unchanged from a parent), ``child`` (crossover of two parents, then mutation) and ``mutant``
+(one parent, mutation only).
 
 A trial's generation is the newest generation that has finished (COMPLETE or PRUNED) trials,
 or the next one once that generation holds ``population_size`` finished trials. A study's
 *prior* trials, finished trials that no sampler of this class handled (another sampler's, or
 added with ``study.add_trial``), count as generation 0's: a sampler plugged into a study
 with results starts from them (with ``population_size`` of them, its first trial is already
-generation 1, whose parents are the best of them). They keep no lineage of their own, and
-those added after generation 1's parents were chosen join no selection. Running trials
+generation 1, whose parents are the best of them). They keep no lineage of their own; those
+added after generation 1's parents were chosen are ranked by generation 2's selection (as
+generation-0 trials that finished late), later ones by none. Running trials
 do not count, so concurrent workers may overfill a generation; selection trims it. Its *slot*
 (how many trials the generation already had, failed and enqueued ones aside) decides whether it
 is an elite; an elite claims
@@ -203,6 +206,19 @@ def _is_trial_of(
         return storage.get_trial_id_from_study_id_trial_number(study_id, number) == trial_id
     except KeyError:
         return False
+
+
+def generation_key_of(trial: FrozenTrial) -> str | None:
+    """The system attr key under which a genetic sampler stored the trial's generation.
+
+    ``{SamplerClass}:generation`` (BaseGASampler's key: optuna-evo's samplers, NSGA-II, ...);
+    ``None`` for a trial no such sampler handled. Generations are numbered per class, so
+    this key says which numbering a trial's generation belongs to.
+    """
+    for key, value in trial.system_attrs.items():
+        if key.endswith(":generation") and isinstance(value, int) and not isinstance(value, bool):
+            return key
+    return None
 
 
 def _read_lineage(
@@ -845,16 +861,25 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         # two trials claiming one elite, the later reader sees the other, so both never keep
         # it. Both may back off; they release, wait a random moment and try once more.
         storage = study._storage
-        value = [generation, chosen[0]._trial_id]
+        # The class too: generations are numbered per class, so another sampler's elite of
+        # "generation 1" (in a study this one continues) is no rival.
+        value: list[Any] = [generation, chosen[0]._trial_id, type(self).__name__]
+        generation_key = self._get_generation_key()
+
+        def rival_claim(t: FrozenTrial) -> bool:
+            claim = t.system_attrs.get(ELITE_KEY)
+            if claim == value:
+                return True
+            # A claim stored before the class was recorded: this class's if its trial is.
+            return claim == value[:2] and t.system_attrs.get(generation_key) == generation
+
         rng = np.random.RandomState([trial.number, generation])
         for _ in range(_ELITE_ATTEMPTS):
             storage.set_trial_system_attr(trial._trial_id, ELITE_KEY, value)
             rivals = [
                 t
                 for t in storage.get_all_trials(study._study_id, deepcopy=False)
-                if t._trial_id != trial._trial_id
-                and t.state != TrialState.FAIL
-                and t.system_attrs.get(ELITE_KEY) == value
+                if t._trial_id != trial._trial_id and t.state != TrialState.FAIL and rival_claim(t)
             ]
             if not rivals:
                 return True

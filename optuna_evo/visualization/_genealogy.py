@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial
 import plotly.graph_objects as go
 
 from optuna_evo.visualization._utils import check_target
+from optuna_evo.visualization._utils import drawn_generations
 from optuna_evo.visualization._utils import empty_figure
 from optuna_evo.visualization._utils import generation_of
 from optuna_evo.visualization._utils import lineage_of
@@ -29,7 +30,8 @@ def plot_genealogy(
     """Plot every trial at (generation, position in generation) with edges parent → child.
 
     Trials of one generation are stacked in trial-number order (position 0 is the
-    generation's first trial, the ``agent`` column of :func:`optuna_evo.export_csv`). Markers
+    generation's first trial; in a study one sampler ran from its start, the position is the
+    ``agent`` column of :func:`optuna_evo.export_csv`). Markers
     of COMPLETE trials are coloured by their value; those whose value is not finite (``±inf``,
     or a ``target`` giving ``nan``) cannot be placed on the colour scale and have their own
     dark grey trace, "Non-finite value"; pruned, failed and running trials are light grey.
@@ -41,7 +43,10 @@ def plot_genealogy(
 
     A study's prior trials (finished before an optuna-evo sampler took over: another
     sampler's, or added with ``study.add_trial``) count as generation 0 for the samplers;
-    those that became parents are drawn there, with the role ``prior``.
+    those that became parents are drawn there, with the role ``prior``. When samplers of
+    several classes ran one after another (each numbers its generations from 0), each class's
+    generations are drawn after the last of the class before it (see
+    :func:`~optuna_evo.visualization._utils.drawn_generations`).
 
     Studies run by an Optuna genetic sampler (``NSGAIISampler``, ``NSGAIIISampler``) are
     plotted too, without edges: those samplers store generations but not parents.
@@ -79,12 +84,13 @@ def plot_genealogy(
         hovermode="closest",
     )
     trials = study.get_trials(deepcopy=False)
-    placed = [(g, t) for t in trials if (g := generation_of(t)) is not None]
-    # Prior trials (run before the sampler took over) that became parents: generation 0's,
-    # as the samplers count them.
-    parent_numbers = {int(n) for _, t in placed for n in lineage_of(t).get("parent_numbers", [])}
-    placed += [
-        (0, t) for t in trials if generation_of(t) is None and t.number in parent_numbers
+    drawn, prior = drawn_generations(trials)
+    # Of the prior trials, those that became parents: the others would only crowd the tree.
+    parent_numbers = {int(n) for t in trials for n in lineage_of(t).get("parent_numbers", [])}
+    placed = [
+        (drawn[t.number], t)
+        for t in trials
+        if t.number in drawn and (t.number not in prior or t.number in parent_numbers)
     ]
     if not placed:
         message = (
@@ -174,11 +180,14 @@ def plot_genealogy(
 def _hover(generation: int, trial: FrozenTrial, value: float | None, target_name: str) -> str:
     info = lineage_of(trial)
     lines = [f"Trial {trial.number} ({trial.state.name})", f"Generation {generation}"]
+    own = generation_of(trial)
+    if own is not None and own != generation:  # an earlier sampler class's, shifted
+        lines.append(f"(generation {own} of its sampler)")
     if info:
         lines.append(f"Role {info['role']}")
         parents = ", ".join(str(n) for n in info.get("parent_numbers", []))
         lines.append(f"Parents {parents or '-'}")
-    elif generation_of(trial) is None:
+    elif own is None:
         lines.append("Role prior")
     if value is not None:
         lines.append(f"{target_name} {value:.6g}")

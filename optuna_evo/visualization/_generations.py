@@ -13,8 +13,8 @@ import plotly.graph_objects as go
 
 from optuna_evo.operators.selection import constraint_violation
 from optuna_evo.visualization._utils import check_target
+from optuna_evo.visualization._utils import drawn_generations
 from optuna_evo.visualization._utils import empty_figure
-from optuna_evo.visualization._utils import generation_of
 from optuna_evo.visualization._utils import trial_value
 from optuna_evo.visualization._utils import unit_dtick
 
@@ -28,10 +28,13 @@ def plot_generations(
     """Plot the values of each generation's COMPLETE trials as a box with every point.
 
     One box per generation shows how the population's values spread; its points are the
-    trials (hover for the trial number). For single-objective studies plotted without a
-    ``target``, a line joins each generation's best value (by the study's direction), so a
-    stalled or improving search is visible at a glance; with a ``target`` there is no such
-    line, since whether higher or lower is better is unknown (as in Optuna's
+    trials (hover for the trial number). Generation 0 holds the prior trials a sampler
+    began with (another sampler's, or added with ``study.add_trial``), as the samplers count
+    them; after a change of sampler class, generations are laid out as in
+    :func:`~optuna_evo.visualization.plot_genealogy`. For single-objective studies plotted
+    without a ``target``, a line joins each generation's best value (by the study's
+    direction), so a stalled or improving search is visible at a glance; with a ``target``
+    there is no such line, since whether higher or lower is better is unknown (as in Optuna's
     ``plot_optimization_history``). In a constrained study (``trial.set_constraint``) the line
     joins the best feasible values, and infeasible points say so on hover. The generation
     axis has a tick at every generation when it spans at most 30, and plotly's own spacing
@@ -71,11 +74,12 @@ def plot_generations(
         showlegend=True,
     )
     trials = study.get_trials(deepcopy=False)
+    drawn, _ = drawn_generations(trials)
     by_generation: dict[int, list[tuple[FrozenTrial, float]]] = {}
     # States of the trials that have a generation, to say why nothing is plotted.
     states: Counter[str] = Counter()
     for t in trials:
-        g = generation_of(t)
+        g = drawn.get(t.number)
         if g is None:
             continue
         states[t.state.name] += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -12,6 +13,7 @@ import plotly.graph_objects as go
 
 from optuna_evo._logging import get_logger
 from optuna_evo.samplers._population import LINEAGE_KEY
+from optuna_evo.samplers._population import generation_key_of
 
 _GENERATION_SUFFIX = ":generation"
 MAX_UNIT_TICKS = 30
@@ -51,6 +53,52 @@ def generation_of(trial: FrozenTrial) -> int | None:
         if key.endswith(_GENERATION_SUFFIX) and isinstance(value, int):
             return value
     return None
+
+
+def drawn_generations(trials: Sequence[FrozenTrial]) -> tuple[dict[int, int], set[int]]:
+    """Where the evolution plots draw each trial: ``({trial number: generation}, prior)``.
+
+    A trial with a generation is drawn at it. Generations are numbered per sampler class, and
+    a sampler continuing a study counts the trials it found as its generation 0, so when
+    several classes ran one after another each class's generations follow the last of the
+    class before it: every parent is drawn left of its children. ``prior`` holds the trials
+    without a generation (another sampler's, or added with ``study.add_trial``) that are
+    drawn: those a sampler found when it began (at its generation 0) and those that became
+    parents (at their child's class's generation 0).
+
+    Args:
+        trials: The study's trials, in number order.
+
+    Returns:
+        The generation to draw each placed trial at, by trial number, and the numbers of the
+        placed trials that have no generation of their own.
+    """
+    found = [(t, generation_key_of(t) or LINEAGE_KEY, generation_of(t)) for t in trials]
+    first: dict[str, int] = {}  # a class's first trial number
+    last: dict[str, int] = {}  # its newest generation
+    for t, key, g in found:
+        if g is not None:
+            first.setdefault(key, t.number)
+            last[key] = max(last.get(key, 0), g)
+    offset: dict[str, int] = {}
+    total = 0
+    for key in sorted(first, key=first.__getitem__):
+        offset[key] = total
+        total += last[key]
+    drawn = {t.number: offset[key] + g for t, key, g in found if g is not None}
+    prior: set[int] = set()
+    starts = sorted((first[key], offset[key]) for key in first)
+    for t, _, g in found:
+        later = [o for start, o in starts if start > t.number]
+        if g is None and later:
+            drawn[t.number] = later[0]
+            prior.add(t.number)
+    for t, key, g in found:
+        for number in lineage_of(t).get("parent_numbers", []) if g is not None else ():
+            if int(number) not in drawn:
+                drawn[int(number)] = offset[key]
+                prior.add(int(number))
+    return drawn, prior
 
 
 def lineage_of(trial: FrozenTrial) -> dict[str, Any]:
