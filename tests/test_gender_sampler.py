@@ -657,8 +657,10 @@ def test_objective_without_reports_ranks_by_value(caplog: pytest.LogCaptureFixtu
             study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=18)
     finally:
         optuna.logging.disable_propagation()
-    # Said once, not once per generation.
-    assert caplog.text.count("no finished trial reported more than early_steps") == 1
+    # Said once, not once per generation. By record: pytest >= 9.2 also captures on Optuna's
+    # own logger, so with propagation on each record is captured twice.
+    said = {id(r) for r in caplog.records if "no finished trial reported" in r.getMessage()}
+    assert len(said) == 1
     gen0 = [t for t in study.trials if optuna_evo.lineage(t, study).generation == 0]
     best_two = {t._trial_id for t in sorted(gen0, key=lambda t: t.value)[:2]}  # type: ignore[arg-type, return-value]
     attrs = study._storage.get_study_system_attrs(study._study_id)

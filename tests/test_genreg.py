@@ -998,7 +998,11 @@ def test_trust_counts_another_sampler_classs_trials_as_founders() -> None:
     sampler = GeneticSampler(population_size=4, selection=selection, seed=0)
     study.sampler = sampler
     study.optimize(objective, n_trials=5)  # its generation 1, then the first of generation 2
+    # A result added late: ranked by generation 2's selection as a founder, the newest trial.
+    study.add_trial(create_trial(value=0.0, params=study.trials[0].params,
+                                 distributions=study.trials[0].distributions))  # fmt: skip
     candidates = rank_trials(sampler.selection_candidates(study, 2), study.direction)
+    assert candidates[0].number == len(study.trials) - 1
     own = [t for t in candidates if "GeneticSampler:generation" in t.system_attrs]
     assert own and len(own) < len(candidates)
     trust = selection.trust(candidates)

@@ -102,11 +102,15 @@ def _generation_and_parents(
 
 
 def _current_key(trials: Sequence[FrozenTrial]) -> str | None:
-    """The generation key of the sampler ranking ``trials``: that of the newest of them."""
+    """The generation key of the sampler ranking ``trials``: that of the newest trial with
+    one (a prior trial added late has none)."""
     from optuna_evo.samplers._population import generation_key_of
 
-    newest = max(trials, key=lambda t: t.number, default=None)
-    return None if newest is None else generation_key_of(newest)
+    for t in sorted(trials, key=lambda t: t.number, reverse=True):
+        key = generation_key_of(t)
+        if key is not None:
+            return key
+    return None
 
 
 def positive_weights(values: Sequence[float]) -> np.ndarray:
