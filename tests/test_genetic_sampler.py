@@ -503,12 +503,39 @@ def test_an_elite_held_by_a_concurrent_trial_is_not_copied_again(
     # A claim of a trial still being planned (no lineage yet) also holds: after two tries the
     # trial moves on instead of copying the elite a second time.
     third_id = storage.create_new_trial(study._study_id)
-    claim = [1, best._trial_id, "GeneticSampler"]
+    claim = [1, best.number, "GeneticSampler"]
     storage.set_trial_system_attr(third_id, "optuna_evo:elite_of", claim)
     fourth = other.ask()
     assert optuna_evo.lineage(fourth).role != "elite"  # type: ignore[union-attr]
     elites = [t for t in study.get_trials() if optuna_evo.lineage(t, study)]
     assert [optuna_evo.lineage(t, study).role for t in elites].count("elite") == 1
+
+
+def test_an_elite_claim_names_its_parent_by_number_in_a_copied_study() -> None:
+    # optuna.copy_study gives the trials new ids: a claim naming the parent by id would, in
+    # the copy, name another trial and keep that one's elite from being copied.
+    values = {0: 0.0, 1: 5.0, 2: 6.0, 3: 1.0}
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", -3, 3)
+        return values.get(trial.number, 9.0)
+
+    source = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=source).optimize(lambda t: 0.0, n_trials=3)  # ids shift
+    study = optuna.create_study(
+        storage=source, study_name="s", sampler=GeneticSampler(population_size=4, n_elites=2)
+    )
+    study.optimize(objective, n_trials=5)  # trial 4: generation 1's first elite, of trial 0
+    assert optuna_evo.lineage(study.trials[4], study).parent_numbers == (0,)
+    copy = optuna.storages.InMemoryStorage()
+    optuna.copy_study(from_study_name="s", from_storage=source, to_storage=copy)
+    copied = optuna.load_study(
+        study_name="s", storage=copy, sampler=GeneticSampler(population_size=4, n_elites=2)
+    )
+    assert copied.trials[3]._trial_id == study.trials[0]._trial_id  # the id trial 4 claimed
+    copied.optimize(objective, n_trials=1)
+    info = optuna_evo.lineage(copied.trials[5], copied)
+    assert info is not None and (info.role, info.parent_numbers) == ("elite", (3,))
 
 
 def test_a_trial_finishing_after_selection_is_still_considered() -> None:

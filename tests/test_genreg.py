@@ -997,7 +997,16 @@ def test_trust_counts_another_sampler_classs_trials_as_founders() -> None:
     selection = TrustWeightedSelection(decay=0.2)
     sampler = GeneticSampler(population_size=4, selection=selection, seed=0)
     study.sampler = sampler
-    study.optimize(objective, n_trials=5)  # its generation 1, then the first of generation 2
+    study.optimize(objective, n_trials=1)
+    # Generation 1's selection: all candidates are founders, ranked by value alone.
+    founders = rank_trials(sampler.selection_candidates(study, 1), study.direction)
+    assert selection.effective_trust(founders) == sorted(
+        selection.effective_trust(founders), reverse=True
+    )
+    assert {t.number for t in sampler.get_parent_population(study, 1)} == {
+        t.number for t in founders[:2]
+    }
+    study.optimize(objective, n_trials=4)  # the rest of generation 1, the first of 2
     # A result added late: ranked by generation 2's selection as a founder, the newest trial.
     study.add_trial(create_trial(value=0.0, params=study.trials[0].params,
                                  distributions=study.trials[0].distributions))  # fmt: skip

@@ -149,6 +149,42 @@ def test_a_study_continued_by_another_sampler_class_is_drawn_in_order() -> None:
     assert sum(len(b.y) for b in boxes) == len(complete)
 
 
+def test_samplers_running_side_by_side_keep_their_own_generations() -> None:
+    # Two classes interleaved on one storage: no order of eras exists, so no class is
+    # shifted (shifting one would draw the other's children left of their parents).
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=storage, study_name="s")
+    samplers = [
+        optuna_evo.GeneticSampler(population_size=4, n_elites=1, seed=0),
+        optuna_evo.MAGESampler(population_size=4, n_elites=1, seed=0),
+    ]
+    studies = [optuna.load_study(study_name="s", storage=storage, sampler=s) for s in samplers]
+    for _ in range(8):
+        for study in studies:
+            study.optimize(_objective, n_trials=1)
+    study = studies[0]
+    edges, *markers = plot_genealogy(study).data
+    drawn = {t.number: optuna_evo.lineage(t, study).generation for t in study.trials}
+    positions = {(x, y) for trace in markers for x, y in zip(trace.x, trace.y)}
+    assert {x for x, _ in positions} == set(drawn.values())
+    assert all(x0 <= x1 for x0, _, x1, _ in _segments(edges))
+
+
+def test_optuna_genetic_samplers_count_no_prior_trials() -> None:
+    # NSGA-II does not count the trials it found as its generation 0: neither does the plot.
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    study.optimize(_objective, n_trials=3)
+    study.sampler = optuna.samplers.NSGAIISampler(population_size=4, seed=0)
+    study.optimize(_objective, n_trials=5)
+    own = [
+        t.number
+        for t in study.trials
+        if t.state == TrialState.COMPLETE and t.system_attrs.get("NSGAIISampler:generation") == 0
+    ]
+    box_0 = plot_generations(study).data[0]
+    assert own and sorted(int(text.split()[1]) for text in box_0.text) == own
+
+
 def test_generations_put_every_prior_trial_in_generation_0() -> None:
     earlier = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     earlier.optimize(_objective, n_trials=6)

@@ -142,6 +142,14 @@ class BaseSelection(abc.ABC):
     def validate(self, population_size: int) -> None:  # noqa: B027 - optional hook
         """Raise ``ValueError`` if this operator cannot work with ``population_size``."""
 
+    def use_generations_of(self, key: str) -> None:  # noqa: B027 - optional hook
+        """Learn whose generations the operator ranks: the sampler's ``{Class}:generation`` key.
+
+        Generations are numbered per sampler class; an operator that reads them (trust ages
+        trials by generation) counts other classes' trials as generation 0, as the sampler
+        does. The sampler calls this once; operators that ignore generations need nothing.
+        """
+
 
 class TruncationSelection(BaseSelection):
     """Keep the best ``fraction`` of the population; parents drawn uniformly from them.

@@ -184,6 +184,7 @@ class TrustWeightedSelection(BaseSelection):
                 f"`correct_reward`={self.correct_reward}."
             )
         self._study: Study | None = None
+        self._generation_key: str | None = None  # see use_generations_of
         # generation -> (member ids, {trial id: trust}); reused while a generation is unchanged.
         self._memo: dict[int, tuple[tuple[int, ...], dict[int, float]]] = {}
 
@@ -201,6 +202,19 @@ class TrustWeightedSelection(BaseSelection):
         self._study = study
         self._memo.clear()
         return self
+
+    def use_generations_of(self, key: str) -> None:
+        """Age trials by the generations of the sampler whose key this is (its own trials);
+        the trials of other classes and prior trials are founders of generation 0.
+
+        Without it (the operator used on its own), the class of the newest trial that has a
+        generation is taken.
+        """
+        self._generation_key = key
+        self._memo.clear()
+
+    def _numbering(self, trials: Sequence[FrozenTrial]) -> str | None:
+        return self._generation_key if self._generation_key is not None else _current_key(trials)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -253,7 +267,7 @@ class TrustWeightedSelection(BaseSelection):
     def effective_trust(self, trials: Sequence[FrozenTrial]) -> list[float]:
         """Trust of each trial decayed to the newest generation among ``trials``."""
         table = self.trust(trials)
-        numbering = _current_key(trials)
+        numbering = self._numbering(trials)
         generations = [_generation_and_parents(t, numbering)[0] for t in trials]
         newest = max(generations, default=0)
         keep = 1.0 - self.decay
@@ -273,7 +287,7 @@ class TrustWeightedSelection(BaseSelection):
         memo: dict[int, tuple[tuple[int, ...], dict[int, float]]] | None,
     ) -> dict[int, float]:
         """Trust of every trial in ``ranked`` (best-first), generation by generation."""
-        numbering = _current_key(ranked)
+        numbering = self._numbering(ranked)
         by_generation: dict[int, list[FrozenTrial]] = {}
         for t in ranked:  # best-first overall, hence best-first within each generation
             by_generation.setdefault(_generation_and_parents(t, numbering)[0], []).append(t)

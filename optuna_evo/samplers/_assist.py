@@ -175,7 +175,8 @@ class Scorer:
         direction: The study's direction.
         kappa: Weight of the uncertainty in the optimistic score.
         constraint_model: In a constrained study, a surrogate of each trial's largest
-            constraint value (<= 0: feasible), fitted on the same inputs; ``None`` otherwise.
+            constraint value c (as ``sign(c) * log(1 + |c|)``, <= 0: feasible), fitted on the
+            same inputs; ``None`` otherwise.
     """
 
     def __init__(
@@ -251,7 +252,9 @@ def fit_scorer(
     has = np.flatnonzero(~np.isnan(worst))
     constraint_model = None
     if has.size >= assist.min_trials:
-        c_y = worst[has]
+        # Learnt on a signed log scale: only the sign decides feasibility, and constraint
+        # values of any size (1e300 overflows the fit) keep their order.
+        c_y = np.sign(worst[has]) * np.log1p(np.abs(worst[has]))
         # trial.set_constraint accepts ±inf: learn it as a value beyond every finite one, on
         # its side of 0, so the surrogate still sees where the infeasible region lies.
         finite = c_y[np.isfinite(c_y)]

@@ -21,9 +21,9 @@ study system attr ``{Class}:considered_numbers:{g}``  trial numbers of every can
                                           selection saw, so that a trial finishing late is
                                           still considered (``{Class}:considered:{g}``, with
                                           ids, in studies begun before numbers were stored)
-trial system attr ``optuna_evo:elite_of``  ``[g, parent id, sampler class]``: an elite's claim
-                                          on the parent it copies, so two workers never copy
-                                          one elite
+trial system attr ``optuna_evo:elite_of``  ``[g, parent number, sampler class]``: an elite's
+                                          claim on the parent it copies, so two workers never
+                                          copy one elite
 trial system attr ``optuna_evo:weight_noise``  std of the noise a child adds to the weights it
                                           inherits (MAGE; read by ``checkpoint.load_parent``)
 trial system attrs ``optuna_evo:architecture``,  MAGE: the agent's architecture, its
@@ -861,17 +861,20 @@ class PopulationSampler(BaseGASampler, abc.ABC):
         # two trials claiming one elite, the later reader sees the other, so both never keep
         # it. Both may back off; they release, wait a random moment and try once more.
         storage = study._storage
-        # The class too: generations are numbered per class, so another sampler's elite of
-        # "generation 1" (in a study this one continues) is no rival.
-        value: list[Any] = [generation, chosen[0]._trial_id, type(self).__name__]
+        # The parent by number (optuna.copy_study changes ids, keeps numbers), and the class:
+        # generations are numbered per class, so another sampler's elite of "generation 1"
+        # (in a study this one continues) is no rival.
+        value: list[Any] = [generation, chosen[0].number, type(self).__name__]
+        legacy = [generation, chosen[0]._trial_id]
         generation_key = self._get_generation_key()
 
         def rival_claim(t: FrozenTrial) -> bool:
             claim = t.system_attrs.get(ELITE_KEY)
             if claim == value:
                 return True
-            # A claim stored before the class was recorded: this class's if its trial is.
-            return claim == value[:2] and t.system_attrs.get(generation_key) == generation
+            # A claim stored as [g, parent id] by an earlier release: this class's if its
+            # trial is.
+            return claim == legacy and t.system_attrs.get(generation_key) == generation
 
         rng = np.random.RandomState([trial.number, generation])
         for _ in range(_ELITE_ATTEMPTS):

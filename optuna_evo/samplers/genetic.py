@@ -140,6 +140,7 @@ class GeneticSampler(PopulationSampler):
         population_size = int(population_size)  # Checked by PopulationSampler.
         self._selection = make_selection(selection, survival_fraction, tournament_size)
         self._selection.validate(population_size)
+        self._selection.use_generations_of(self._get_generation_key())
         self._crossover = make_crossover(crossover, swapping_prob, blend_alpha)
         self._mutation = make_mutation(mutation, mutation_sigma)
         n_elites = check_int("n_elites", n_elites, 0, population_size - 1)

@@ -30,8 +30,8 @@ def plot_genealogy(
     """Plot every trial at (generation, position in generation) with edges parent → child.
 
     Trials of one generation are stacked in trial-number order (position 0 is the
-    generation's first trial; in a study one sampler ran from its start, the position is the
-    ``agent`` column of :func:`optuna_evo.export_csv`). Markers
+    generation's first trial; in a study one optuna-evo sampler ran from its start, the
+    position is the ``agent`` column of :func:`optuna_evo.export_csv`). Markers
     of COMPLETE trials are coloured by their value; those whose value is not finite (``±inf``,
     or a ``target`` giving ``nan``) cannot be placed on the colour scale and have their own
     dark grey trace, "Non-finite value"; pruned, failed and running trials are light grey.
@@ -45,7 +45,8 @@ def plot_genealogy(
     sampler's, or added with ``study.add_trial``) count as generation 0 for the samplers;
     those that became parents are drawn there, with the role ``prior``. When samplers of
     several classes ran one after another (each numbers its generations from 0), each class's
-    generations are drawn after the last of the class before it (see
+    generations are drawn after the last of the class before it; classes whose trials
+    interleave keep their own numbers (see
     :func:`~optuna_evo.visualization._utils.drawn_generations`).
 
     Studies run by an Optuna genetic sampler (``NSGAIISampler``, ``NSGAIIISampler``) are

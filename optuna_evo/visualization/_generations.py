@@ -28,17 +28,18 @@ def plot_generations(
     """Plot the values of each generation's COMPLETE trials as a box with every point.
 
     One box per generation shows how the population's values spread; its points are the
-    trials (hover for the trial number). Generation 0 holds the prior trials a sampler
-    began with (another sampler's, or added with ``study.add_trial``), as the samplers count
-    them; after a change of sampler class, generations are laid out as in
-    :func:`~optuna_evo.visualization.plot_genealogy`. For single-objective studies plotted
-    without a ``target``, a line joins each generation's best value (by the study's
-    direction), so a stalled or improving search is visible at a glance; with a ``target``
-    there is no such line, since whether higher or lower is better is unknown (as in Optuna's
-    ``plot_optimization_history``). In a constrained study (``trial.set_constraint``) the line
-    joins the best feasible values, and infeasible points say so on hover. The generation
-    axis has a tick at every generation when it spans at most 30, and plotly's own spacing
-    beyond.
+    trials (hover for the trial number). Generation 0 also holds the prior trials an
+    optuna-evo sampler began with (another sampler's, or added with ``study.add_trial``) and
+    those that became parents; after a change of sampler class, generations are laid out as
+    in :func:`~optuna_evo.visualization.plot_genealogy` (see
+    :func:`~optuna_evo.visualization._utils.drawn_generations`). For single-objective
+    studies plotted without a ``target``, a line joins each generation's best value (by the
+    study's direction), so a stalled or improving search is visible at a glance; with a
+    ``target`` there is no such line, since whether higher or lower is better is unknown (as
+    in Optuna's ``plot_optimization_history``). In a constrained study
+    (``trial.set_constraint``) the line joins the best feasible values, and infeasible points
+    say so on hover. The generation axis has a tick at every generation when it spans at most
+    30, and plotly's own spacing beyond.
 
     Example:
 

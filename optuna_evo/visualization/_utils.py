@@ -15,7 +15,6 @@ from optuna_evo._logging import get_logger
 from optuna_evo.samplers._population import LINEAGE_KEY
 from optuna_evo.samplers._population import generation_key_of
 
-_GENERATION_SUFFIX = ":generation"
 MAX_UNIT_TICKS = 30
 """An integer axis spanning at most this many steps gets a tick at every integer; a longer
 one leaves the spacing to plotly (hundreds of labels would overlap)."""
@@ -49,22 +48,22 @@ def generation_of(trial: FrozenTrial) -> int | None:
     info = trial.system_attrs.get(LINEAGE_KEY)
     if info is not None:
         return int(info["generation"])
-    for key, value in trial.system_attrs.items():
-        if key.endswith(_GENERATION_SUFFIX) and isinstance(value, int):
-            return value
-    return None
+    key = generation_key_of(trial)
+    return None if key is None else int(trial.system_attrs[key])
 
 
 def drawn_generations(trials: Sequence[FrozenTrial]) -> tuple[dict[int, int], set[int]]:
     """Where the evolution plots draw each trial: ``({trial number: generation}, prior)``.
 
     A trial with a generation is drawn at it. Generations are numbered per sampler class, and
-    a sampler continuing a study counts the trials it found as its generation 0, so when
-    several classes ran one after another each class's generations follow the last of the
-    class before it: every parent is drawn left of its children. ``prior`` holds the trials
-    without a generation (another sampler's, or added with ``study.add_trial``) that are
-    drawn: those a sampler found when it began (at its generation 0) and those that became
-    parents (at their child's class's generation 0).
+    an optuna-evo sampler continuing a study counts the trials it found as its generation 0,
+    so when classes ran one after another (their trials do not interleave) each class's
+    generations are drawn after the last of the class before it: every parent is drawn left
+    of its children. ``prior`` holds the drawn trials without a generation (another
+    sampler's, or added with ``study.add_trial``): those before an optuna-evo sampler's first
+    trial (its generation 0; by trial number, which is what the sampler counted unless
+    results were added while its generation 0 was filling) and those that became parents
+    (at their child's class's generation 0).
 
     Args:
         trials: The study's trials, in number order.
@@ -74,20 +73,27 @@ def drawn_generations(trials: Sequence[FrozenTrial]) -> tuple[dict[int, int], se
         placed trials that have no generation of their own.
     """
     found = [(t, generation_key_of(t) or LINEAGE_KEY, generation_of(t)) for t in trials]
-    first: dict[str, int] = {}  # a class's first trial number
-    last: dict[str, int] = {}  # its newest generation
+    first: dict[str, int] = {}  # a class's first and last trial numbers, newest generation
+    last: dict[str, int] = {}
+    newest: dict[str, int] = {}
+    evo: set[str] = set()  # classes that count prior trials (optuna-evo's, with a lineage)
     for t, key, g in found:
         if g is not None:
             first.setdefault(key, t.number)
-            last[key] = max(last.get(key, 0), g)
+            last[key] = t.number
+            newest[key] = max(newest.get(key, 0), g)
+            if LINEAGE_KEY in t.system_attrs:
+                evo.add(key)
+    order = sorted(first, key=first.__getitem__)
+    sequential = all(last[a] < first[b] for a, b in zip(order, order[1:]))
     offset: dict[str, int] = {}
     total = 0
-    for key in sorted(first, key=first.__getitem__):
-        offset[key] = total
-        total += last[key]
+    for key in order:
+        offset[key] = total if sequential else 0
+        total += newest[key]
     drawn = {t.number: offset[key] + g for t, key, g in found if g is not None}
     prior: set[int] = set()
-    starts = sorted((first[key], offset[key]) for key in first)
+    starts = [(first[key], offset[key]) for key in order if key in evo]
     for t, _, g in found:
         later = [o for start, o in starts if start > t.number]
         if g is None and later:
