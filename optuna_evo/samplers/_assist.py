@@ -206,13 +206,12 @@ class Scorer:
         their predicted excess over 0 (with the same optimism, ``mean - kappa * std``).
         """
         kappa = self.kappa if optimistic else 0.0
-        mean, std = self.predict(candidates)
+        x = self.encoder.encode([c.params for c in candidates])
+        mean, std = self.model.predict(x)
         score = self.sign * mean - kappa * std
         if self.constraint_model is None:
             return int(np.argmin(score))
-        c_mean, c_std = self.constraint_model.predict(
-            self.encoder.encode([c.params for c in candidates])
-        )
+        c_mean, c_std = self.constraint_model.predict(x)
         excess = np.maximum(c_mean - kappa * c_std, 0.0)
         return int(np.lexsort((score, excess))[0])  # excess first, then score
 
@@ -259,8 +258,8 @@ def fit_scorer(
         # its side of 0, so the surrogate still sees where the infeasible region lies.
         finite = c_y[np.isfinite(c_y)]
         margin = max(1.0, float(np.ptp(finite))) if finite.size else 1.0
-        high = max(float(finite.max()) if finite.size else 0.0, 0.0) + margin
-        low = min(float(finite.min()) if finite.size else 0.0, 0.0) - margin
+        high = float(finite.max(initial=0.0)) + margin
+        low = float(finite.min(initial=0.0)) - margin
         constraint_model = assist.model.fit(x[has], np.clip(c_y, low, high), rng)
     return Scorer(model, encoder, direction, assist.kappa, constraint_model)
 

@@ -104,6 +104,10 @@ def plot_generations(
         return empty_figure(layout, message, __name__)
 
     generations = sorted(by_generation)
+    infeasible = {
+        t.number for members in by_generation.values() for t, _ in members
+        if constraint_violation(t) > 0.0
+    }  # fmt: skip
     data: list[go.Box | go.Scatter] = []
     for g in generations:
         members = by_generation[g]
@@ -115,7 +119,10 @@ def plot_generations(
                 boxpoints="all",
                 jitter=0.4,
                 pointpos=0,
-                text=[f"Trial {t.number}{_infeasible(t)}" for t, _ in members],
+                text=[
+                    f"Trial {t.number}" + (" (infeasible)" if t.number in infeasible else "")
+                    for t, _ in members
+                ],
                 hovertemplate="%{text}<br>" + target_name + " %{y:.6g}<extra></extra>",
                 marker={"color": "rgb(31, 119, 180)", "size": 6},
                 line={"color": "rgb(31, 119, 180)"},
@@ -128,7 +135,7 @@ def plot_generations(
         # Feasible trials only, as study.best_trial; a generation without one leaves a gap.
         best = []
         for g in generations:
-            feasible = [v for t, v in by_generation[g] if constraint_violation(t) == 0.0]
+            feasible = [v for t, v in by_generation[g] if t.number not in infeasible]
             best.append(pick(feasible) if feasible else None)
         data.append(
             go.Scatter(
@@ -143,7 +150,3 @@ def plot_generations(
     # A tick per generation, unless there are too many to label.
     figure.layout.xaxis.dtick = unit_dtick(generations[0], generations[-1])
     return figure
-
-
-def _infeasible(trial: FrozenTrial) -> str:
-    return " (infeasible)" if constraint_violation(trial) > 0.0 else ""
