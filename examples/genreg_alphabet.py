@@ -10,7 +10,10 @@ Usage::
 
     python examples/genreg_alphabet.py --quick          # 24x24 letters on the CPU, ~1 minute
     python examples/genreg_alphabet.py                  # 100x100, 10000-128-26 (GPU advised)
-    python examples/genreg_alphabet.py --augmented --generations 20000
+    python examples/genreg_alphabet.py --augmented --generations 20000 --checkpoint run.pt
+
+``--checkpoint`` keeps the whole run in that file at every accuracy check (50 generations);
+the same command run again goes on from there (``--generations`` counts from the start).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from optuna_evo.genreg import GenregTrainer  # noqa: E402
 from optuna_evo.genreg import format_per_class_table  # noqa: E402
 from optuna_evo.genreg import load_genome  # noqa: E402
 from optuna_evo.genreg import load_task  # noqa: E402
+from optuna_evo.genreg import load_trainer  # noqa: E402
 from optuna_evo.genreg import save_genome  # noqa: E402
 
 
@@ -47,7 +51,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed-options", action="store_true", help="the seed's defaults instead")
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save", type=Path, default=None)
+    p.add_argument("--save", type=Path, default=None, help="where to save the best genome")
+    p.add_argument(
+        "--checkpoint", type=Path, default=None, help="keep the run there; resume from it"
+    )
     p.add_argument("--quick", action="store_true", help="24x24 letters, small net, for the CPU")
     return p.parse_args()
 
@@ -66,19 +73,29 @@ def main() -> None:
     # One view of every letter per generation for the plain task, as many as there are
     # renderings (drawn at random) for the augmented one.
     options.setdefault("samples_per_class", 1 if name == "alphabet" else args.variations)
-    trainer = GenregTrainer(
-        layers=layers,
-        population=args.population,
-        seed=args.seed,
-        device=args.device,
-        **options,
-    )
-    print(f"{name}: {'-'.join(map(str, layers))}, {len(task.train_y)} training images")
+    if args.checkpoint is not None and args.checkpoint.exists():
+        trainer = load_trainer(args.checkpoint, device=args.device)
+        print(f"resumed {args.checkpoint} at generation {trainer.generation}")
+    else:
+        trainer = GenregTrainer(
+            layers=layers,
+            population=args.population,
+            seed=args.seed,
+            device=args.device,
+            **options,
+        )
+    print(f"{name}: {'-'.join(map(str, trainer.layers))}, {len(task.train_y)} training images")
     start = time.perf_counter()
-    accuracy = 0.0
+    accuracy = trainer.evaluate(task.test_x, task.test_y) if trainer.generation else 0.0
     check_every = 50
-    while trainer.generation < args.generations:
-        trainer.fit(task.train_x, task.train_y, check_every)
+    while trainer.generation < args.generations and not (accuracy == 1.0 and name == "alphabet"):
+        trainer.fit(
+            task.train_x,
+            task.train_y,
+            check_every,
+            checkpoint=args.checkpoint,
+            checkpoint_every=check_every,
+        )
         accuracy = trainer.evaluate(task.test_x, task.test_y)
         if trainer.generation % 500 == 0 or accuracy == 1.0:
             print(
@@ -86,8 +103,6 @@ def main() -> None:
                 f"({time.perf_counter() - start:.1f}s)",
                 flush=True,
             )
-        if accuracy == 1.0 and name == "alphabet":
-            break
     elapsed = time.perf_counter() - start
     print(
         f"{trainer.generation} generations in {elapsed:.1f}s on {trainer.device}: "

@@ -12,6 +12,11 @@ Usage::
     python examples/genreg_mnist.py --dataset fashion-mnist --best --generations 5000
     python examples/genreg_mnist.py --dataset mnist --download   # MNIST via torchvision
     python examples/genreg_mnist.py --quick --tune 8             # tune with GeneticSampler
+    python examples/genreg_mnist.py --best --generations 5000 --checkpoint run.safetensors
+
+``--checkpoint`` keeps the whole run in that file every ``--checkpoint-every`` generations; run
+the same command again after a crash (or Ctrl-C) and it goes on from there, exactly as the
+uninterrupted run would have (``--generations`` is the total).
 
 MNIST is not shipped with the system packages: put its idx files in ``./.data/mnist`` (or pass
 ``--data-dir``), or use ``--download`` where the internet is reachable.
@@ -38,6 +43,7 @@ from optuna_evo.genreg import GenregTrainer  # noqa: E402
 from optuna_evo.genreg import format_per_class_table  # noqa: E402
 from optuna_evo.genreg import load_genome  # noqa: E402
 from optuna_evo.genreg import load_task  # noqa: E402
+from optuna_evo.genreg import load_trainer  # noqa: E402
 from optuna_evo.genreg import save_genome  # noqa: E402
 
 
@@ -52,7 +58,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--best", action="store_true", help="use the tuned options, not the seed's")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save", type=Path, default=None, help="checkpoint path")
+    p.add_argument("--save", type=Path, default=None, help="where to save the best genome")
+    p.add_argument(
+        "--checkpoint", type=Path, default=None, help="keep the run there; resume from it"
+    )
+    p.add_argument("--checkpoint-every", type=int, default=100, help="generations")
     p.add_argument("--tune", type=int, default=0, help="run an Optuna study of N trials")
     p.add_argument("--quick", action="store_true", help="small subset and run, for the CPU")
     return p.parse_args()
@@ -97,15 +107,27 @@ def main() -> None:
         print(f"best validation accuracy {study.best_value:.4f} with {study.best_params}")
         return
 
-    trainer = GenregTrainer(layers=layers, seed=args.seed, device=args.device, **options)
-    print(f"{args.dataset}: {'-'.join(map(str, layers))}, {trainer.config()}")
+    if args.checkpoint is not None and args.checkpoint.exists():
+        trainer = load_trainer(args.checkpoint, device=args.device)
+        print(f"resumed {args.checkpoint} at generation {trainer.generation}")
+    else:
+        trainer = GenregTrainer(layers=layers, seed=args.seed, device=args.device, **options)
+    print(f"{args.dataset}: {'-'.join(map(str, trainer.layers))}, {trainer.config()}")
+    todo = max(generations - trainer.generation, 0)
     start = time.perf_counter()
-    trainer.fit(task.train_x, task.train_y, generations, progress=True)
+    trainer.fit(
+        task.train_x,
+        task.train_y,
+        todo,
+        progress=True,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+    )
     elapsed = time.perf_counter() - start
     accuracy = trainer.evaluate(task.test_x, task.test_y)
     print(
-        f"{generations} generations in {elapsed:.1f}s ({generations / elapsed:.1f}/s) on "
-        f"{trainer.device}: test accuracy {100 * accuracy:.2f} %"
+        f"{todo} generations in {elapsed:.1f}s ({todo / max(elapsed, 1e-9):.1f}/s) on "
+        f"{trainer.device}, {trainer.generation} in all: test accuracy {100 * accuracy:.2f} %"
     )
     acc, count = trainer.per_class_accuracy(task.test_x, task.test_y)
     print(format_per_class_table(acc, task.class_names, count))

@@ -38,10 +38,12 @@ from optuna_evo.genreg import find_fonts
 from optuna_evo.genreg import format_per_class_table
 from optuna_evo.genreg import load_genome
 from optuna_evo.genreg import load_task
+from optuna_evo.genreg import load_trainer
 from optuna_evo.genreg import objective as objective_module
 from optuna_evo.genreg import per_class_accuracy
 from optuna_evo.genreg import render_alphabet
 from optuna_evo.genreg import save_genome
+from optuna_evo.genreg import save_trainer
 from optuna_evo.genreg.alphabet import FONT_DIRS
 from optuna_evo.genreg.alphabet import _draw_letter
 from optuna_evo.genreg.checkpoint import _has_safetensors
@@ -512,7 +514,7 @@ def test_checkpoint_round_trip(tmp_path: Path, fmt: str) -> None:
     with pytest.raises(ValueError, match="chain"):
         save_genome(tmp_path / "bad", (best.weights, best.biases[::-1]), format=fmt)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a GENREG genome"):
+    with pytest.raises(ValueError, match="not a GENREG checkpoint"):
         load_genome(tmp_path / "junk.pt")
 
 
@@ -532,7 +534,7 @@ def test_torch_checkpoint_is_never_unpickled(tmp_path: Path) -> None:
     # A file that looks like a genome (its config beside it) but whose tensors unpickle code.
     torch.save({"w0": _Payload(tmp_path / "unpickled"), "b0": torch.zeros(8)}, path)
     # torch's weights-only unpickler refuses the object before running it.
-    with pytest.raises(ValueError, match="not a GENREG genome: Weights only load failed"):
+    with pytest.raises(ValueError, match="not a GENREG checkpoint: Weights only load failed"):
         load_genome(path)
     assert not (tmp_path / "unpickled").exists()
 
@@ -604,7 +606,7 @@ _BROKEN_FILES: dict[str, tuple[Any, str]] = {
         lambda p: _truncated(p / "g.safetensors", 0.9),
         "damaged safetensors",
     ),
-    "truncated torch": (lambda p: _truncated(p / "g.pt", 0.5), "not a GENREG genome"),
+    "truncated torch": (lambda p: _truncated(p / "g.pt", 0.5), "not a GENREG checkpoint"),
     "safetensors metadata without layers": (
         lambda p: _safetensors_metadata(p / "g.safetensors", '{"activation": "tanh"}'),
         "no valid 'layers'",
@@ -733,6 +735,161 @@ def test_torch_save_cut_between_its_two_renames_is_refused_not_mixed(
     # New weights beside the old config: refused instead of loaded with the wrong config.
     with pytest.raises(ValueError, match="not those of config file best.pt.json"):
         load_genome(path)
+
+
+# -- trainer state: a long run goes on after a crash ------------------------------------------
+
+
+def _resumable(**options: Any) -> GenregTrainer:
+    # The options that use every piece of state: elite rows, per-genome scales, float rewards.
+    defaults: dict[str, Any] = {
+        "layers": [12, 8, 3],
+        "population": 12,
+        "elitism": 1,
+        "adaptive_mutation": 0.3,
+        "fitness": "logprob",
+        "seed": 5,
+        "device": "cpu",
+    }
+    return GenregTrainer(**{**defaults, **options})
+
+
+def _assert_same_run(a: GenregTrainer, b: GenregTrainer) -> None:
+    state_a, state_b = a.state_dict(), b.state_dict()
+    assert state_a["generation"] == state_b["generation"]
+    assert state_a["tensors"].keys() == state_b["tensors"].keys()
+    for name, tensor in state_a["tensors"].items():
+        assert torch.equal(tensor, state_b["tensors"][name]), name
+    assert a.stats() == b.stats()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [
+        ("safetensors", {}),
+        ("torch", {}),
+        ("torch", {"mode": "loop"}),
+        ("safetensors", {"fitness": "accuracy", "adaptive_mutation": 0.0, "elitism": 0}),
+    ],
+)
+def test_a_saved_trainer_goes_on_exactly_like_the_uninterrupted_run(
+    tmp_path: Path, fmt: str, options: dict[str, Any]
+) -> None:
+    if fmt == "safetensors" and not _has_safetensors():
+        pytest.skip("safetensors is not installed")
+    data = _blobs()
+    straight = _resumable(**options).fit(data.train_x, data.train_y, 30)
+    first = _resumable(**options).fit(data.train_x, data.train_y, 12)
+    at_save = first.stats()
+    path = save_trainer(tmp_path / f"run.{fmt}", first, format=fmt)
+    first.fit(data.train_x, data.train_y, 3)  # the file keeps generation 12
+    resumed = load_trainer(path, device="cpu")
+    assert resumed.generation == 12 and resumed.stats() == at_save
+    assert resumed.config() == straight.config()
+    resumed.fit(data.train_x, data.train_y, 18)
+    _assert_same_run(resumed, straight)
+    # A fresh trainer's state (generation 0, no diagnostics yet) round-trips too.
+    fresh = load_trainer(
+        save_trainer(tmp_path / f"fresh.{fmt}", _resumable(**options), format=fmt)
+    )
+    _assert_same_run(fresh, _resumable(**options))
+
+
+def test_fit_checkpoints_so_a_crash_loses_at_most_checkpoint_every_generations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _blobs()
+    straight = _resumable().fit(data.train_x, data.train_y, 30)
+    path = tmp_path / "run.pt"
+    step = GenregTrainer._step
+
+    crash_at = 17
+
+    def crashing_step(self: GenregTrainer, *pools: Any) -> None:
+        if self.generation == crash_at:
+            raise RuntimeError("killed")
+        step(self, *pools)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(GenregTrainer, "_step", crashing_step)
+        with pytest.raises(RuntimeError, match="killed"):
+            _resumable().fit(data.train_x, data.train_y, 30, checkpoint=path, checkpoint_every=5)
+    resumed = load_trainer(path, device="cpu")
+    assert resumed.generation == 15  # the last multiple of 5 before the crash
+    resumed.fit(data.train_x, data.train_y, 15, checkpoint=path, checkpoint_every=5)
+    _assert_same_run(resumed, straight)
+    _assert_same_run(load_trainer(path), straight)
+    # A call that ends between two multiples saves its end too.
+    resumed.fit(data.train_x, data.train_y, 2, checkpoint=path, checkpoint_every=5)
+    assert load_trainer(path).generation == 32
+    # Checkpoints fall on multiples of checkpoint_every, not on steps counted from the call.
+    crash_at = 39
+    with monkeypatch.context() as patch:
+        patch.setattr(GenregTrainer, "_step", crashing_step)
+        with pytest.raises(RuntimeError, match="killed"):
+            load_trainer(path).fit(
+                data.train_x, data.train_y, 10, checkpoint=path, checkpoint_every=5
+            )
+    assert load_trainer(path).generation == 35
+    # The best genome of a run in progress loads straight from its checkpoint.
+    resumed = load_trainer(path)
+    best = load_genome(path)
+    assert _same_genome(best, resumed.best_genome()) and best.config["generation"] == 35
+    assert best.accuracy(data.val_x, data.val_y) == resumed.evaluate(data.val_x, data.val_y)
+
+
+def test_a_state_saved_on_another_device_type_goes_on_reseeded_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    data = _blobs()
+    path = save_trainer(
+        tmp_path / "run.pt", _resumable().fit(data.train_x, data.train_y, 4), format="torch"
+    )
+    config = Path(f"{path}.json")
+    document = json.loads(config.read_text())
+    assert document["rng_device"] == "cpu" and document["kind"] == "trainer"
+    config.write_text(json.dumps({**document, "rng_device": "cuda"}))  # as if saved on a GPU
+    optuna.logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING):
+            first = load_trainer(path, device="cpu")
+    finally:
+        optuna.logging.disable_propagation()
+    assert "random stream is reseeded" in caplog.text and "'cuda'" in caplog.text
+    second = load_trainer(path, device="cpu")
+    assert torch.equal(first.theta, second.theta)
+    first.fit(data.train_x, data.train_y, 3)
+    second.fit(data.train_x, data.train_y, 3)
+    _assert_same_run(first, second)  # reseeded the same way every time
+
+
+def test_bad_trainer_states_raise_value_error(tmp_path: Path) -> None:
+    data = _blobs()
+    trainer = _resumable().fit(data.train_x, data.train_y, 2)
+    genome_file = save_genome(tmp_path / "best.pt", trainer, format="torch")
+    with pytest.raises(ValueError, match="holds a genome .* use load_genome"):
+        load_trainer(genome_file)
+    with pytest.raises(ValueError, match=r"population=12 \(here 10\)"):
+        _resumable(population=10).load_state_dict(trainer.state_dict())
+    state = trainer.state_dict()
+    state["tensors"]["trust"] = torch.zeros(5)
+    with pytest.raises(ValueError, match="'trust' must have shape"):
+        _resumable().load_state_dict(state)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        trainer.fit(
+            data.train_x, data.train_y, 1, checkpoint=tmp_path / "x.pt", checkpoint_every=0
+        )
+    with pytest.raises(ValueError, match="trainer must be a GenregTrainer"):
+        save_trainer(tmp_path / "x.pt", trainer.best_genome())  # type: ignore[arg-type]
+    path = save_trainer(tmp_path / "run.pt", trainer, format="torch")
+    config = Path(f"{path}.json")
+    document = json.loads(config.read_text())
+    document["config"]["colour"] = "blue"
+    config.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        load_trainer(path)
 
 
 def test_per_class_accuracy_table() -> None:

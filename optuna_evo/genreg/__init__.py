@@ -3,7 +3,8 @@
 - :class:`GenregTrainer`: the evolution (seed-exact defaults, batched on one device).
 - :func:`load_task` / :class:`GenregTask`: MNIST, FashionMNIST and the rendered alphabet.
 - :func:`render_alphabet`: A-Z drawn with Pillow fonts, canonical and augmented.
-- :func:`save_genome` / :func:`load_genome`: checkpoints as tensors plus JSON, no pickle.
+- :func:`save_genome` / :func:`load_genome`: checkpoints as tensors plus JSON, no pickle;
+  :func:`save_trainer` / :func:`load_trainer`: a whole run, to continue it after a crash.
 - :class:`GenregObjective`: an Optuna objective over GENREG's hyperparameters.
 - :func:`format_per_class_table`: the seed's per-class accuracy table.
 
@@ -17,7 +18,9 @@ from optuna_evo.genreg.alphabet import LETTERS
 from optuna_evo.genreg.alphabet import find_fonts
 from optuna_evo.genreg.alphabet import render_alphabet
 from optuna_evo.genreg.checkpoint import load_genome
+from optuna_evo.genreg.checkpoint import load_trainer
 from optuna_evo.genreg.checkpoint import save_genome
+from optuna_evo.genreg.checkpoint import save_trainer
 from optuna_evo.genreg.objective import DEFAULT_SPACE
 from optuna_evo.genreg.objective import GenregObjective
 from optuna_evo.genreg.tasks import TASKS
@@ -48,7 +51,9 @@ __all__ = [
     "format_per_class_table",
     "load_genome",
     "load_task",
+    "load_trainer",
     "per_class_accuracy",
     "render_alphabet",
     "save_genome",
+    "save_trainer",
 ]

@@ -1,4 +1,4 @@
-"""Save and reload GENREG genomes as plain tensors plus a JSON config; nothing is pickled.
+"""Save and reload GENREG genomes and trainers as plain tensors plus JSON; nothing is pickled.
 
 :func:`save_genome` writes a `safetensors <https://huggingface.co/docs/safetensors>`_ file with
 the tensors ``w0, b0, w1, b1, ...`` (weights ``[in, out]``, biases ``[out]``) and the JSON
@@ -9,10 +9,16 @@ as JSON in ``<path>.json`` beside it, with the SHA-256 of the weights file
 :func:`load_genome` reads that back with ``torch.load(weights_only=True)``, which refuses
 anything but tensors and plain containers.
 
-A failed or interrupted save leaves the previous genome intact: every file is written in full
+:func:`save_trainer` writes a whole :class:`~optuna_evo.genreg.GenregTrainer` the same way
+(tensors ``theta``, ``trust``, ``scales``, ``rng_state`` and the last generation's
+diagnostics; the config, generation and ``"kind": "trainer"`` in the JSON), and
+:func:`load_trainer` continues the run from it; :meth:`GenregTrainer.fit` writes one every few
+generations when given a ``checkpoint`` path, so a crash loses little of a long run.
+
+A failed or interrupted save leaves the previous file intact: every file is written in full
 to a temporary file beside its target, then moved over it with :func:`os.replace`. (With the
 torch format's two files, a crash in the instant between the two moves leaves new weights
-beside the old config, which :func:`load_genome` refuses rather than mixes.)
+beside the old config, which loading refuses rather than mixes.)
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ from optuna_evo._validation import check_int
 from optuna_evo.genreg.trainer import ACTIVATIONS
 from optuna_evo.genreg.trainer import Genome
 from optuna_evo.genreg.trainer import GenregTrainer
+from optuna_evo.genreg.trainer import _layer_views
 
 FORMATS: tuple[str, ...] = ("auto", "safetensors", "torch")
 """Values of :func:`save_genome`'s ``format``."""
 
 _META_KEY = "optuna_evo.genreg"
+_TRAINER_KIND = "trainer"  # the document's "kind" in a trainer state; genomes have none
 _DIGEST_KEY = "weights_sha256"
 _SAFETENSORS_MAGIC_OFFSET = 8  # a safetensors file starts with an 8-byte header length, then "{"
 
@@ -99,13 +107,19 @@ def save_genome(
         "activation": genome.activation,
         "config": merged,
     }
-    text = json.dumps(document)  # fails early on values JSON cannot hold
     tensors: dict[str, torch.Tensor] = {}
     for i, (w, b) in enumerate(zip(genome.weights, genome.biases)):
         # Fresh, contiguous CPU copies: normal tensors even if the originals are inference ones.
         tensors[f"w{i}"] = w.detach().to("cpu", copy=True).contiguous()
         tensors[f"b{i}"] = b.detach().to("cpu", copy=True).contiguous()
-    path = Path(path)
+    return _write_files(Path(path), tensors, document, format)
+
+
+def _write_files(
+    path: Path, tensors: dict[str, torch.Tensor], document: dict[str, Any], format: str
+) -> Path:
+    """Write ``tensors`` and the JSON ``document`` atomically in ``format`` (see the module)."""
+    text = json.dumps(document)  # fails early on values JSON cannot hold
     path.parent.mkdir(parents=True, exist_ok=True)
     temps: list[Path] = []
     try:
@@ -127,7 +141,7 @@ def save_genome(
             _fsync(config_tmp)
             # Both files are complete before either replaces its old version, so only the
             # instant between the two renames mixes old and new. Weights go first and
-            # load_genome reads the config first, so a reader never pairs a new config with old
+            # _read_files reads the config first, so a reader never pairs a new config with old
             # weights; old config with new weights fails the config's digest check.
             os.replace(weights_tmp, path)
             os.replace(config_tmp, config_path)
@@ -176,7 +190,7 @@ def _first_line(error: BaseException) -> str:
 
 def _damaged_safetensors(path: Path, error: Exception) -> ValueError:
     return ValueError(
-        f"{path} is not a GENREG genome: damaged safetensors file ({_first_line(error)})."
+        f"{path} is not a GENREG checkpoint: damaged safetensors file ({_first_line(error)})."
     )
 
 
@@ -187,7 +201,7 @@ def _parse_document(path: Path, raw: str | bytes, where: str) -> dict[str, Any]:
     except ValueError as e:  # also UnicodeDecodeError from non-UTF-8 bytes
         raise ValueError(f"{path}: {where} is not valid JSON ({_first_line(e)}).") from e
     if not isinstance(document, dict):
-        raise ValueError(f"{path}: {where} is not a JSON object: not a GENREG genome.")
+        raise ValueError(f"{path}: {where} is not a JSON object: not a GENREG checkpoint.")
     layers = document.get("layers")
     try:
         if not isinstance(layers, list) or len(layers) < 2:
@@ -204,24 +218,56 @@ def _parse_document(path: Path, raw: str | bytes, where: str) -> dict[str, Any]:
 
 
 def load_genome(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Genome:
-    """Read a genome written by :func:`save_genome`.
+    """Read a genome written by :func:`save_genome` (or the best genome of :func:`save_trainer`'s).
 
     Args:
-        path: The file :func:`save_genome` returned.
+        path: The file :func:`save_genome` returned; a trainer state written by
+            :func:`save_trainer` gives its best genome (row 0 of the population), so a run in
+            progress can be evaluated from its checkpoint.
         device: Device of the loaded tensors.
 
     Returns:
         The :class:`Genome` (its ``config`` holds the saved config).
 
     Raises:
-        ValueError: If the file is not a GENREG genome (empty, truncated, damaged, of another
-            kind, or with a config that is missing, unreadable or belongs to other weights) or
-            its tensors do not fit its layers. The message names the file.
+        ValueError: If the file is not a GENREG checkpoint (empty, truncated, damaged, of
+            another kind, or with a config that is missing, unreadable or belongs to other
+            weights) or its tensors do not fit its layers. The message names the file.
         OSError: If the file cannot be read (e.g. it does not exist).
     """
     path = Path(path)
+    document, tensors = _read_files(path)
+    layers: list[int] = document["layers"]
+    if document.get("kind") == _TRAINER_KIND:
+        theta = tensors.get("theta")
+        shapes = list(zip(layers[:-1], layers[1:]))
+        n_params = sum(i * o + o for i, o in shapes)
+        if not isinstance(theta, torch.Tensor) or theta.dim() != 2 or theta.shape[1] != n_params:
+            raise ValueError(f"{path}: tensor 'theta' missing or not of layers {layers}.")
+        row_weights, row_biases = _layer_views(theta[:1].to(device), shapes)
+        config = {**document["config"], "generation": document.get("generation")}
+        return Genome(
+            [w[0].clone() for w in row_weights],
+            [b[0].clone() for b in row_biases],
+            document["activation"],
+            config,
+        )
+    weights, biases = [], []
+    for i, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:])):
+        w, b = tensors.get(f"w{i}"), tensors.get(f"b{i}")
+        if not (isinstance(w, torch.Tensor) and isinstance(b, torch.Tensor)) or (
+            tuple(w.shape) != (n_in, n_out) or tuple(b.shape) != (n_out,)
+        ):
+            raise ValueError(f"{path}: tensors w{i} / b{i} missing or not of layers {layers}.")
+        weights.append(w.to(device))
+        biases.append(b.to(device))
+    return Genome(weights, biases, document["activation"], dict(document.get("config", {})))
+
+
+def _read_files(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checked JSON document and the tensors of a checkpoint, or a ValueError naming it."""
     if path.stat().st_size == 0:
-        raise ValueError(f"{path} is empty: not a GENREG genome.")
+        raise ValueError(f"{path} is empty: not a GENREG checkpoint.")
     tensors: Any
     if _is_safetensors(path):
         import safetensors
@@ -233,7 +279,7 @@ def load_genome(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         with handle as f:
             metadata = f.metadata() or {}
             if _META_KEY not in metadata:
-                raise ValueError(f"{path} has no {_META_KEY!r} metadata: not a GENREG genome.")
+                raise ValueError(f"{path} has no {_META_KEY!r} metadata: not a GENREG checkpoint.")
             document = _parse_document(path, metadata[_META_KEY], f"metadata {_META_KEY!r}")
             try:
                 tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
@@ -241,19 +287,19 @@ def load_genome(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                 raise _damaged_safetensors(path, e) from e
     else:
         config_path = _config_path(path)
-        # Config before weights: save_genome replaces the weights first, so the weights read
+        # Config before weights: _write_files replaces the weights first, so the weights read
         # next are never older than this config.
         try:
             raw_config: bytes | None = config_path.read_bytes()
         except FileNotFoundError:
             raw_config = None
         data = path.read_bytes()
-        try:  # weights_only: a genome file is never unpickled
+        try:  # weights_only: a checkpoint is never unpickled
             tensors = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as e:  # a damaged file fails anywhere in torch's parser
-            raise ValueError(f"{path} is not a GENREG genome: {_first_line(e)}") from e
+            raise ValueError(f"{path} is not a GENREG checkpoint: {_first_line(e)}") from e
         if not isinstance(tensors, dict):
-            raise ValueError(f"{path} holds a {type(tensors).__name__}, not a GENREG genome.")
+            raise ValueError(f"{path} holds a {type(tensors).__name__}, not a GENREG checkpoint.")
         if raw_config is None:
             raise ValueError(f"{path} has no config file {config_path.name} beside it.")
         document = _parse_document(path, raw_config, f"config file {config_path.name}")
@@ -263,13 +309,88 @@ def load_genome(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                 f"{path}: the weights are not those of config file {config_path.name} "
                 "(another save's file, or the weights are damaged)."
             )
-    layers: list[int] = document["layers"]
-    weights, biases = [], []
-    for i, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:])):
-        w, b = tensors.get(f"w{i}"), tensors.get(f"b{i}")
-        fits = isinstance(w, torch.Tensor) and isinstance(b, torch.Tensor)
-        if not fits or tuple(w.shape) != (n_in, n_out) or tuple(b.shape) != (n_out,):
-            raise ValueError(f"{path}: tensors w{i} / b{i} missing or not of layers {layers}.")
-        weights.append(w.to(device))
-        biases.append(b.to(device))
-    return Genome(weights, biases, document["activation"], dict(document.get("config", {})))
+    return document, tensors
+
+
+def save_trainer(
+    path: str | os.PathLike[str], trainer: GenregTrainer, *, format: str = "auto"
+) -> Path:
+    """Write a trainer's whole state, so that :func:`load_trainer` can continue the run.
+
+    The file holds :meth:`GenregTrainer.state_dict`: the population, trust, mutation scales,
+    the random generator's state and the generation, as tensors, with the trainer's config as
+    JSON, in the same formats and with the same atomic replacement as :func:`save_genome`
+    (a save that fails or is interrupted leaves the previous state intact).
+    :meth:`GenregTrainer.fit` writes one every ``checkpoint_every`` generations when given a
+    ``checkpoint`` path.
+
+    Args:
+        path: Output file (e.g. ``run.safetensors`` or ``run.pt``).
+        trainer: The trainer to save.
+        format: ``"auto"`` (safetensors when importable, else torch), ``"safetensors"`` or
+            ``"torch"``.
+
+    Returns:
+        The path written.
+    """
+    check_choice("format", format, FORMATS)
+    if not isinstance(trainer, GenregTrainer):
+        raise ValueError(f"trainer must be a GenregTrainer, got {type(trainer)!r}.")
+    state = trainer.state_dict()
+    document: dict[str, Any] = {
+        "kind": _TRAINER_KIND,
+        "layers": list(trainer.layers),
+        "activation": trainer.activation,
+        "config": state["config"],
+        "generation": state["generation"],
+        "last_batch_size": state["last_batch_size"],
+        "rng_device": state["rng_device"],
+    }
+    return _write_files(Path(path), state["tensors"], document, format)
+
+
+def load_trainer(
+    path: str | os.PathLike[str], device: str | torch.device | None = None
+) -> GenregTrainer:
+    """Rebuild a trainer from :func:`save_trainer`'s file, ready to :meth:`~GenregTrainer.fit` on.
+
+    On a device of the type it was saved on, the continued run is the run that was saved,
+    bit for bit (same software); on another type the random stream is reseeded (see
+    :meth:`GenregTrainer.load_state_dict`).
+
+    Example:
+
+        .. code-block:: python
+
+            trainer = GenregTrainer(layers=[784, 64, 10], seed=0)
+            trainer.fit(x, y, 5000, checkpoint="run.safetensors", checkpoint_every=100)
+            # ... after a crash at generation 3456, from generation 3400:
+            trainer = load_trainer("run.safetensors")
+            trainer.fit(x, y, 5000 - trainer.generation, checkpoint="run.safetensors")
+
+    Args:
+        path: The file :func:`save_trainer` wrote.
+        device: Device of the trainer; ``None`` = CUDA when available, else CPU.
+
+    Returns:
+        The trainer, at the saved generation.
+
+    Raises:
+        ValueError: If the file is not a GENREG trainer state (a genome file, or a damaged
+            one: see :func:`load_genome`). The message names the file.
+        OSError: If the file cannot be read (e.g. it does not exist).
+    """
+    path = Path(path)
+    document, tensors = _read_files(path)
+    if document.get("kind") != _TRAINER_KIND:
+        raise ValueError(
+            f"{path} holds a genome (save_genome), not a trainer state (save_trainer): "
+            "use load_genome."
+        )
+    config = document.get("config", {})
+    try:
+        trainer = GenregTrainer(**config, device=device)
+        trainer.load_state_dict({**document, "tensors": tensors})
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: not a state this GenregTrainer can continue ({e})") from e
+    return trainer

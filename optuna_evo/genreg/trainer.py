@@ -88,6 +88,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 import math
+import os
 import time
 from typing import Any
 
@@ -139,6 +140,7 @@ generations (the same selection fixes as :data:`LOGPROB_OPTIONS`, larger mutatio
 
 _MIN_SCALE = 1e-5
 _MAX_SCALE = 10.0
+_LAST_TENSORS = ("last_correct", "last_rewards", "last_trust", "last_sources")
 
 
 def _act(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -556,6 +558,109 @@ class GenregTrainer:
             "seed": self.seed,
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a run needs to go on exactly as if it had never stopped.
+
+        :func:`~optuna_evo.genreg.save_trainer` writes it to a file; :meth:`load_state_dict`
+        puts it back into a trainer of the same :meth:`config`.
+
+        Returns:
+            ``config`` (:meth:`config`), ``generation``, ``last_batch_size``, ``rng_device``
+            (the device type whose generator made ``rng_state``) and ``tensors``: CPU copies of
+            the population (``theta``), ``trust``, ``scales``, the random generator's state
+            (``rng_state``) and, once a generation has run, the diagnostics :meth:`stats`
+            reads (``last_correct``, ``last_rewards``, ``last_trust``, ``last_sources``).
+        """
+        tensors = {
+            "theta": self._theta,
+            "trust": self.trust,
+            "scales": self.scales,
+            "rng_state": self._generator.get_state(),
+        }
+        for name in _LAST_TENSORS:
+            value = getattr(self, name)
+            if value is not None:
+                tensors[name] = value
+        return {
+            "config": self.config(),
+            "generation": self.generation,
+            "last_batch_size": self.last_batch_size,
+            "rng_device": self.device.type,
+            # Fresh, contiguous CPU copies: normal tensors even where the originals are
+            # inference tensors, and unaffected by the run going on.
+            "tensors": {
+                k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`'s output (of a trainer with the same config).
+
+        On a device of the same type the run goes on bit for bit as the saved one would have
+        (same software). The random stream of one device type cannot be carried to another
+        (CPU and CUDA generators differ), so there it is reseeded from the seed and the
+        generation, with a warning: the continuation is reproducible but differs.
+
+        Raises:
+            ValueError: If the state belongs to another configuration (the message names the
+                differing arguments) or its tensors do not fit this trainer.
+        """
+        config = state.get("config")
+        if not isinstance(config, dict):
+            raise ValueError("state has no 'config' dict: not a GenregTrainer state.")
+        mine = self.config()
+        differing = sorted(k for k in set(mine) | set(config) if mine.get(k) != config.get(k))
+        if differing:
+            shown = ", ".join(f"{k}={config.get(k)!r} (here {mine.get(k)!r})" for k in differing)
+            raise ValueError(f"state is of another GenregTrainer configuration: {shown}.")
+        generation = check_int("state['generation']", state.get("generation"), 0)
+        batch_size = check_int("state['last_batch_size']", state.get("last_batch_size", 0), 0)
+        tensors = state.get("tensors")
+        if not isinstance(tensors, dict):
+            raise ValueError("state has no 'tensors' dict: not a GenregTrainer state.")
+        p = self.population
+        shapes = {
+            "theta": (p, self.n_params),
+            "trust": (p,),
+            "scales": (p,),
+            "last_correct": (p,),
+            "last_rewards": (p,),
+            "last_trust": (p,),
+            "last_sources": (p,),
+        }
+        for name, shape in shapes.items():
+            value = tensors.get(name)
+            required = name in ("theta", "trust", "scales")
+            if value is None and not required:
+                continue
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+                got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
+                raise ValueError(f"state tensor {name!r} must have shape {shape}, got {got}.")
+        rng_state = tensors.get("rng_state")
+        if not isinstance(rng_state, torch.Tensor) or rng_state.dtype != torch.uint8:
+            raise ValueError("state tensor 'rng_state' is missing or not a uint8 tensor.")
+
+        dtype = self._theta.dtype
+        with torch.inference_mode():
+            self._set_theta(tensors["theta"].to(self.device, dtype).contiguous())
+            self.trust = tensors["trust"].to(self.device, dtype)
+            self.scales = tensors["scales"].to(self.device, dtype)
+        for name in _LAST_TENSORS:
+            value = tensors.get(name)
+            setattr(self, name, None if value is None else value.to(self.device))
+        self.generation = generation
+        self.last_batch_size = batch_size
+        if state.get("rng_device") == self.device.type:
+            self._generator.set_state(rng_state.cpu())
+        else:
+            # A stream of its own per (seed, generation), so a resumed run is reproducible.
+            self._generator.manual_seed(self.seed * 1_000_003 + generation)
+            _logger.warning(
+                f"GenregTrainer: the saved random state is of device type "
+                f"{state.get('rng_device')!r}, this trainer runs on {self.device.type!r}; the "
+                f"random stream is reseeded, so the run goes on differently from the saved one."
+            )
+
     def stats(self) -> dict[str, float]:
         """Summary of the last generation (synchronises with the device).
 
@@ -625,6 +730,8 @@ class GenregTrainer:
         *,
         progress: bool = False,
         log_every: int = 0,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 100,
     ) -> GenregTrainer:
         """Evolve for ``generations`` generations on the training data ``(x, y)``.
 
@@ -636,12 +743,23 @@ class GenregTrainer:
             generations: Number of generations, >= 0.
             progress: Show a tqdm progress bar.
             log_every: Log :meth:`stats` every this many generations (0 = never).
+            checkpoint: File that keeps the trainer's whole state
+                (:func:`~optuna_evo.genreg.save_trainer`), written whenever
+                :attr:`generation` is a multiple of ``checkpoint_every`` and when the call
+                returns; a crash loses at most ``checkpoint_every`` generations, and
+                ``load_trainer(checkpoint).fit(...)`` goes on exactly where it was saved.
+            checkpoint_every: Generations between two checkpoints, >= 1 (each one copies the
+                population to the CPU and writes it).
 
         Returns:
             ``self``.
         """
         generations = check_int("generations", generations, 0)
         log_every = check_int("log_every", log_every, 0)
+        checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
+        # Imported here: the checkpoint module builds on this one.
+        from optuna_evo.genreg.checkpoint import save_trainer
+
         pools = self._class_pools(x, y)
         bar = None
         if progress:
@@ -667,9 +785,14 @@ class GenregTrainer:
                         f"best batch accuracy {s['best_batch_accuracy']:.3f}, "
                         f"mean {s['mean_batch_accuracy']:.3f}."
                     )
+                # Counted from generation 0, so a resumed run saves at the same points.
+                if checkpoint is not None and self.generation % checkpoint_every == 0:
+                    save_trainer(checkpoint, self)
         finally:
             if bar is not None:
                 bar.close()
+        if checkpoint is not None and (generations == 0 or self.generation % checkpoint_every):
+            save_trainer(checkpoint, self)
         if generations:
             elapsed = time.perf_counter() - start
             _logger.debug(
