@@ -74,7 +74,8 @@ def main() -> None:
     # renderings (drawn at random) for the augmented one.
     options.setdefault("samples_per_class", 1 if name == "alphabet" else args.variations)
     if args.checkpoint is not None and args.checkpoint.exists():
-        trainer = load_trainer(args.checkpoint, device=args.device)
+        asked = {"layers": layers, "population": args.population, "seed": args.seed, **options}
+        trainer = load_trainer(args.checkpoint, device=args.device, expect=asked)
         print(f"resumed {args.checkpoint} at generation {trainer.generation}")
     else:
         trainer = GenregTrainer(

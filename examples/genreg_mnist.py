@@ -108,7 +108,8 @@ def main() -> None:
         return
 
     if args.checkpoint is not None and args.checkpoint.exists():
-        trainer = load_trainer(args.checkpoint, device=args.device)
+        asked = {"layers": layers, "seed": args.seed, **options}
+        trainer = load_trainer(args.checkpoint, device=args.device, expect=asked)
         print(f"resumed {args.checkpoint} at generation {trainer.generation}")
     else:
         trainer = GenregTrainer(layers=layers, seed=args.seed, device=args.device, **options)

@@ -754,12 +754,15 @@ def _resumable(**options: Any) -> GenregTrainer:
     return GenregTrainer(**{**defaults, **options})
 
 
-def _assert_same_run(a: GenregTrainer, b: GenregTrainer) -> None:
-    state_a, state_b = a.state_dict(), b.state_dict()
+def _assert_same_state(state_a: dict[str, Any], state_b: dict[str, Any]) -> None:
     assert state_a["generation"] == state_b["generation"]
     assert state_a["tensors"].keys() == state_b["tensors"].keys()
     for name, tensor in state_a["tensors"].items():
         assert torch.equal(tensor, state_b["tensors"][name]), name
+
+
+def _assert_same_run(a: GenregTrainer, b: GenregTrainer) -> None:
+    _assert_same_state(a.state_dict(), b.state_dict())
     assert a.stats() == b.stats()
 
 
@@ -863,6 +866,66 @@ def test_a_state_saved_on_another_device_type_goes_on_reseeded_with_a_warning(
     first.fit(data.train_x, data.train_y, 3)
     second.fit(data.train_x, data.train_y, 3)
     _assert_same_run(first, second)  # reseeded the same way every time
+
+
+def test_a_failed_load_changes_nothing_and_a_load_shares_nothing() -> None:
+    data = _blobs()
+    trainer = _resumable().fit(data.train_x, data.train_y, 3)
+    before = trainer.state_dict()
+    other = _resumable(seed=6).fit(data.train_x, data.train_y, 5).state_dict()
+    bad_rng = {
+        **other,
+        "tensors": {**other["tensors"], "rng_state": torch.zeros(7, dtype=torch.uint8)},
+    }
+    wide = {**other, "tensors": {**other["tensors"], "theta": other["tensors"]["theta"].double()}}
+    wide["config"] = before["config"]
+    bad_rng["config"] = before["config"]
+    for state, problem in ((bad_rng, "'rng_state' has 7 bytes"), (wide, "torch.float64")):
+        with pytest.raises(ValueError, match=re.escape(problem)):
+            trainer.load_state_dict(state)
+        _assert_same_state(trainer.state_dict(), before)
+    state = trainer.state_dict()
+    copy = _resumable()
+    copy.load_state_dict(state)
+    state["tensors"]["theta"].zero_()
+    with torch.inference_mode():  # a trainer's tensors are inference tensors
+        copy.trust.zero_()
+    assert torch.equal(copy.theta, trainer.theta) and not torch.equal(trainer.trust, copy.trust)
+
+
+def test_a_trainer_of_a_huge_seed_is_reseeded_across_device_types() -> None:
+    state = _resumable(seed=2**64 - 1).state_dict()
+    resumed = _resumable(seed=2**64 - 1)
+    resumed.load_state_dict({**state, "rng_device": "cuda"})  # as if saved on a GPU
+    data = _blobs()
+    resumed.fit(data.train_x, data.train_y, 1)
+
+
+def test_load_trainer_keeps_a_cpu_run_on_the_cpu_and_resumes_only_the_run_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _blobs()
+    path = save_trainer(tmp_path / "run.pt", _resumable().fit(data.train_x, data.train_y, 2))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with a GPU
+    assert load_trainer(path).device.type == "cpu"
+    monkeypatch.undo()
+    asked: dict[str, Any] = {
+        "layers": (12, 8, 3),
+        "population": np.int64(12),
+        "elitism": 1,
+        "adaptive_mutation": 0.3,
+        "fitness": "logprob",
+        "seed": 5,
+        "device": "meta",  # not compared: a run may go on elsewhere
+    }
+    assert load_trainer(path, expect=asked).generation == 2
+    with pytest.raises(
+        ValueError, match=r"holds another run: fitness='logprob' \(asked 'accuracy'\)"
+    ):
+        load_trainer(path, expect={**asked, "fitness": "accuracy"})
+    # Arguments left out mean their defaults: this run's population of 12 is not the default.
+    with pytest.raises(ValueError, match=r"population=12 \(asked 200\)"):
+        load_trainer(path, expect=_without(asked, "population"))
 
 
 def test_bad_trainer_states_raise_value_error(tmp_path: Path) -> None:

@@ -23,8 +23,10 @@ beside the old config, which loading refuses rather than mixes.)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -245,7 +247,7 @@ def load_genome(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         if not isinstance(theta, torch.Tensor) or theta.dim() != 2 or theta.shape[1] != n_params:
             raise ValueError(f"{path}: tensor 'theta' missing or not of layers {layers}.")
         row_weights, row_biases = _layer_views(theta[:1].to(device), shapes)
-        config = {**document["config"], "generation": document.get("generation")}
+        config = {**document.get("config", {}), "generation": document.get("generation")}
         return Genome(
             [w[0].clone() for w in row_weights],
             [b[0].clone() for b in row_biases],
@@ -317,9 +319,9 @@ def save_trainer(
 ) -> Path:
     """Write a trainer's whole state, so that :func:`load_trainer` can continue the run.
 
-    The file holds :meth:`GenregTrainer.state_dict`: the population, trust, mutation scales,
-    the random generator's state and the generation, as tensors, with the trainer's config as
-    JSON, in the same formats and with the same atomic replacement as :func:`save_genome`
+    The file holds :meth:`GenregTrainer.state_dict`: the population, trust, mutation scales
+    and the random generator's state as tensors, the config and the generation as JSON, in
+    the same formats and with the same atomic replacement as :func:`save_genome`
     (a save that fails or is interrupted leaves the previous state intact).
     :meth:`GenregTrainer.fit` writes one every ``checkpoint_every`` generations when given a
     ``checkpoint`` path.
@@ -350,13 +352,17 @@ def save_trainer(
 
 
 def load_trainer(
-    path: str | os.PathLike[str], device: str | torch.device | None = None
+    path: str | os.PathLike[str],
+    device: str | torch.device | None = None,
+    *,
+    expect: Mapping[str, Any] | None = None,
 ) -> GenregTrainer:
     """Rebuild a trainer from :func:`save_trainer`'s file, ready to :meth:`~GenregTrainer.fit` on.
 
     On a device of the type it was saved on, the continued run is the run that was saved,
-    bit for bit (same software); on another type the random stream is reseeded (see
-    :meth:`GenregTrainer.load_state_dict`).
+    bit for bit (same device model and software); on another type the random stream is
+    reseeded (see :meth:`GenregTrainer.load_state_dict`). The data passed to
+    :meth:`~GenregTrainer.fit` must be the run's own: the file does not name it.
 
     Example:
 
@@ -370,14 +376,20 @@ def load_trainer(
 
     Args:
         path: The file :func:`save_trainer` wrote.
-        device: Device of the trainer; ``None`` = CUDA when available, else CPU.
+        device: Device of the trainer; ``None`` = the type it was saved on when that is
+            available (so a CPU run stays on the CPU), else CUDA when available, else CPU.
+        expect: The :class:`GenregTrainer` arguments the saved run must have been built
+            with, as they would be passed to build it afresh (arguments left out: their
+            defaults; ``device`` is ignored), so that a script resumes only the run it was
+            asked for.
 
     Returns:
         The trainer, at the saved generation.
 
     Raises:
         ValueError: If the file is not a GENREG trainer state (a genome file, or a damaged
-            one: see :func:`load_genome`). The message names the file.
+            one: see :func:`load_genome`), or its run differs from ``expect`` (the message
+            names the differing arguments). The message names the file.
         OSError: If the file cannot be read (e.g. it does not exist).
     """
     path = Path(path)
@@ -388,6 +400,22 @@ def load_trainer(
             "use load_genome."
         )
     config = document.get("config", {})
+    if expect is not None:
+        signature = inspect.signature(GenregTrainer).parameters.items()
+        defaults = {k: p.default for k, p in signature if p.default is not inspect.Parameter.empty}
+        asked = {**defaults, **expect}
+        asked.pop("device", None)
+        # Compared as JSON reads them back: tuples are lists there, numpy numbers plain.
+        wanted = json.loads(json.dumps(asked, default=lambda v: v.item()))
+        differing = sorted(k for k, v in wanted.items() if config.get(k) != v)
+        if differing:
+            shown = ", ".join(f"{k}={config.get(k)!r} (asked {wanted[k]!r})" for k in differing)
+            raise ValueError(f"{path} holds another run: {shown}.")
+    saved_on = document.get("rng_device")
+    if device is None and (
+        saved_on == "cpu" or (saved_on == "cuda" and torch.cuda.is_available())
+    ):
+        device = saved_on
     try:
         trainer = GenregTrainer(**config, device=device)
         trainer.load_state_dict({**document, "tensors": tensors})

@@ -597,13 +597,15 @@ class GenregTrainer:
         """Continue from :meth:`state_dict`'s output (of a trainer with the same config).
 
         On a device of the same type the run goes on bit for bit as the saved one would have
-        (same software). The random stream of one device type cannot be carried to another
-        (CPU and CUDA generators differ), so there it is reseeded from the seed and the
-        generation, with a warning: the continuation is reproducible but differs.
+        (same device model and software: GPU models may differ in their arithmetic). The
+        random stream of one device type cannot be carried to another (CPU and CUDA generators
+        differ), so there it is reseeded from the seed and the generation, with a warning: the
+        continuation is reproducible but differs. The state is copied, never shared.
 
         Raises:
             ValueError: If the state belongs to another configuration (the message names the
-                differing arguments) or its tensors do not fit this trainer.
+                differing arguments), its tensors do not fit this trainer or are of another
+                float dtype. Nothing is changed then.
         """
         config = state.get("config")
         if not isinstance(config, dict):
@@ -636,25 +638,39 @@ class GenregTrainer:
             if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
                 got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
                 raise ValueError(f"state tensor {name!r} must have shape {shape}, got {got}.")
+        dtype = self._theta.dtype
+        if tensors["theta"].dtype != dtype:
+            raise ValueError(
+                f"state's population is {tensors['theta'].dtype}, this trainer computes in "
+                f"{dtype} (torch's default dtype when it was built): set that first with "
+                f"torch.set_default_dtype."
+            )
         rng_state = tensors.get("rng_state")
         if not isinstance(rng_state, torch.Tensor) or rng_state.dtype != torch.uint8:
             raise ValueError("state tensor 'rng_state' is missing or not a uint8 tensor.")
+        same_type = state.get("rng_device") == self.device.type
+        if same_type and rng_state.numel() != self._generator.get_state().numel():
+            raise ValueError(
+                f"state tensor 'rng_state' has {rng_state.numel()} bytes, a "
+                f"{self.device.type} generator's state {self._generator.get_state().numel()}."
+            )
 
-        dtype = self._theta.dtype
+        # Everything is checked: from here on nothing fails halfway. Copies, so that the
+        # trainer never shares its population with the state it was given.
         with torch.inference_mode():
-            self._set_theta(tensors["theta"].to(self.device, dtype).contiguous())
-            self.trust = tensors["trust"].to(self.device, dtype)
-            self.scales = tensors["scales"].to(self.device, dtype)
+            self._set_theta(tensors["theta"].to(self.device, dtype, copy=True).contiguous())
+            self.trust = tensors["trust"].to(self.device, dtype, copy=True)
+            self.scales = tensors["scales"].to(self.device, dtype, copy=True)
         for name in _LAST_TENSORS:
             value = tensors.get(name)
-            setattr(self, name, None if value is None else value.to(self.device))
+            setattr(self, name, None if value is None else value.to(self.device, copy=True))
         self.generation = generation
         self.last_batch_size = batch_size
-        if state.get("rng_device") == self.device.type:
+        if same_type:
             self._generator.set_state(rng_state.cpu())
         else:
             # A stream of its own per (seed, generation), so a resumed run is reproducible.
-            self._generator.manual_seed(self.seed * 1_000_003 + generation)
+            self._generator.manual_seed((self.seed * 1_000_003 + generation) % 2**63)
             _logger.warning(
                 f"GenregTrainer: the saved random state is of device type "
                 f"{state.get('rng_device')!r}, this trainer runs on {self.device.type!r}; the "
