@@ -321,6 +321,43 @@ def test_lm_rejects_too_short_text() -> None:
         train(model, data, cpu_config(max_steps=2))
 
 
+def test_progress_bar_counts_the_steps_and_shows_the_last_evaluation(
+    blobs: ClassificationSplits,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = train(small_mlp(blobs), blobs, cpu_config(max_steps=30, eval_interval=10))
+    assert capsys.readouterr().err == ""  # off by default: a study has its own bar
+    result = train(
+        small_mlp(blobs), blobs, cpu_config(max_steps=30, eval_interval=10, progress=True)
+    )
+    err = capsys.readouterr().err
+    assert "MLP" in err and "30/30" in err
+    assert f"val_loss={result.history[-1].val_loss:.4f}" in err
+    assert f"val_acc={result.history[-1].val_accuracy:.4f}" in err
+    # Every run closes its bar, also one that stops with an error.
+    import tqdm.auto
+
+    closed: list[int] = []
+
+    class Spy(tqdm.auto.tqdm):
+        def close(self) -> None:
+            closed.append(self.n)
+            super().close()
+
+        def __del__(self) -> None:  # count only the closes train() makes
+            pass
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Spy)
+    train(small_mlp(blobs), blobs, cpu_config(max_steps=20, eval_interval=10, progress=True))
+    with pytest.raises(TrainingDiverged):
+        poisoned = _PoisonAfter(small_mlp(blobs), after=3)
+        train(poisoned, blobs, cpu_config(max_steps=50, eval_interval=10, progress=True))
+    assert closed == [20, 10]
+    with pytest.raises(ValueError, match="progress"):
+        TrainConfig(epochs=1, progress="yes")  # type: ignore[arg-type]
+
+
 def test_median_pruner_prunes_through_the_loop(blobs: ClassificationSplits) -> None:
     def objective(trial: optuna.Trial) -> float:
         lr = trial.suggest_float("lr", 1e-7, 1.0, log=True)

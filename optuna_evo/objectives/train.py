@@ -136,6 +136,8 @@ class TrainConfig:
             checkpoint saved from it, the test metrics and the result's (and user attrs')
             ``val_loss``, ``val_accuracy`` and ``train_loss`` all belong to that evaluation.
             Costs a copy of the weights (on their device) at every new best evaluation.
+        progress: Show a tqdm progress bar of the optimizer steps, with the last validation
+            loss (and accuracy); off by default, since a study has its own bar.
     """
 
     optimizer: str = "sgd"
@@ -166,6 +168,7 @@ class TrainConfig:
     nan_check_interval: int = 100
     stop_at_val_loss: float | None = None
     restore_best: bool = False
+    progress: bool = False
 
     def __post_init__(self) -> None:
         # Store the checked values: numpy scalars / integral floats become Python numbers.
@@ -183,6 +186,7 @@ class TrainConfig:
         self.warmup_steps = check_int("warmup_steps", self.warmup_steps, 0)
         self.seed = check_int("seed", self.seed, MIN_TORCH_SEED, MAX_TORCH_SEED)
         self.restore_best = check_bool("restore_best", self.restore_best)
+        self.progress = check_bool("progress", self.progress)
         self.stop_at_val_loss = check_float(
             "stop_at_val_loss", self.stop_at_val_loss, none_ok=True
         )
@@ -644,6 +648,18 @@ class _Run:
         return done if done > before else None
 
     def run(self) -> TrainResult:
+        bar = None
+        if self.config.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.total_steps, desc=type(self.model).__name__, unit="step")
+        try:
+            return self._run(bar)
+        finally:  # also when pruned, diverged or out of memory
+            if bar is not None:
+                bar.close()
+
+    def _run(self, bar: Any) -> TrainResult:
         config, trial = self.config, self.trial
         self.model.train()
         probe = _DivergenceProbe(self.device)
@@ -671,6 +687,8 @@ class _Run:
             running += loss.detach().float()
             n_running += 1
             step += 1
+            if bar is not None:
+                bar.update()  # host-side only: no device sync
 
             if self.total_steps is not None and step >= self.total_steps:
                 hit_max_steps = config.max_steps is not None and step >= config.max_steps
@@ -705,6 +723,11 @@ class _Run:
                 train_s=train_only,
             )
             history.append(record)
+            if bar is not None:
+                shown = {"val_loss": f"{val_loss:.4f}"}
+                if val_acc is not None:
+                    shown["val_acc"] = f"{val_acc:.4f}"
+                bar.set_postfix(shown)
             running.zero_()
             n_running = 0
             if config.restore_best:
