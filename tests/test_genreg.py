@@ -518,6 +518,18 @@ def test_checkpoint_round_trip(tmp_path: Path, fmt: str) -> None:
         load_genome(tmp_path / "junk.pt")
 
 
+def test_checkpoint_files_get_the_mode_of_any_new_file(tmp_path: Path) -> None:
+    # safetensors alone writes owner-only files; a checkpoint is as readable as other files.
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    trainer = GenregTrainer(layers=[12, 8, 3], population=8, seed=0, device="cpu")
+    for fmt in ("safetensors", "torch") if _has_safetensors() else ("torch",):
+        genome = save_genome(tmp_path / f"best.{fmt}", trainer, format=fmt)
+        state = save_trainer(tmp_path / f"run.{fmt}", trainer, format=fmt)
+        for path in (genome, state):
+            assert path.stat().st_mode == plain.stat().st_mode, (fmt, path)
+
+
 class _Payload:
     """Unpickling it creates a folder: proof that a checkpoint was unpickled."""
 

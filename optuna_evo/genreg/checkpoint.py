@@ -129,7 +129,10 @@ def _write_files(
             import safetensors.torch
 
             tmp = _temp_beside(path, temps)
+            tmp.touch()  # the mode a new file gets here (umask); safetensors writes 0o600
+            mode = tmp.stat().st_mode
             safetensors.torch.save_file(tensors, str(tmp), metadata={_META_KEY: text})
+            os.chmod(tmp, mode)
             _fsync(tmp)
             os.replace(tmp, path)
         else:
