@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -29,6 +33,44 @@ def test_import_stays_light_and_subpackages_load_on_first_access() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def _public_modules() -> list[Any]:
+    import optuna_evo
+
+    names = [m.name for m in pkgutil.walk_packages(optuna_evo.__path__, "optuna_evo.")]
+    public = [n for n in names if not any(p.startswith("_") for p in n.split(".")[1:])]
+    return [importlib.import_module(n) for n in ["optuna_evo", *public]]
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    missing: list[str] = []
+    seen: set[int] = set()
+    for module in _public_modules():
+        if not module.__doc__:
+            missing.append(module.__name__)
+        names = getattr(module, "__all__", [n for n in vars(module) if not n.startswith("_")])
+        for name in names:
+            obj = getattr(module, name)
+            ours = getattr(obj, "__module__", "").startswith("optuna_evo")
+            if (
+                not (inspect.isclass(obj) or inspect.isfunction(obj))
+                or not ours
+                or id(obj) in seen
+            ):
+                continue
+            seen.add(id(obj))
+            where = f"{obj.__module__}.{obj.__qualname__}"
+            if not obj.__doc__:
+                missing.append(where)
+            if inspect.isclass(obj):
+                for attr, value in vars(obj).items():
+                    function = value.fget if isinstance(value, property) else value
+                    function = getattr(function, "__func__", function)  # static / class methods
+                    if not attr.startswith("_") and callable(function) and not function.__doc__:
+                        missing.append(f"{where}.{attr}")
+    assert len(seen) > 100  # the walk reached the package
+    assert not missing, f"public names without a docstring: {missing}"
 
 
 def test_unknown_attribute_is_an_attribute_error() -> None:
