@@ -338,11 +338,11 @@ def test_progress_bar_counts_the_steps_and_shows_the_last_evaluation(
     # Every run closes its bar, also one that stops with an error.
     import tqdm.auto
 
-    closed: list[int] = []
+    closed: list[tuple[int, int | None]] = []
 
     class Spy(tqdm.auto.tqdm):
         def close(self) -> None:
-            closed.append(self.n)
+            closed.append((self.n, self.total))
             super().close()
 
         def __del__(self) -> None:  # count only the closes train() makes
@@ -353,7 +353,11 @@ def test_progress_bar_counts_the_steps_and_shows_the_last_evaluation(
     with pytest.raises(TrainingDiverged):
         poisoned = _PoisonAfter(small_mlp(blobs), after=3)
         train(poisoned, blobs, cpu_config(max_steps=50, eval_interval=10, progress=True))
-    assert closed == [20, 10]
+    # A run stopped early as planned ends complete (a notebook bar would turn red below its
+    # total); one stopped by an error keeps its total.
+    target = cpu_config(max_steps=50, eval_interval=10, stop_at_val_loss=10.0, progress=True)
+    assert train(small_mlp(blobs), blobs, target).stopped_by == "target"
+    assert closed == [(20, 20), (10, 50), (10, 10)]
     with pytest.raises(ValueError, match="progress"):
         TrainConfig(epochs=1, progress="yes")  # type: ignore[arg-type]
 

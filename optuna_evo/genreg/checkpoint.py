@@ -25,12 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Sequence
+import contextlib
 import hashlib
 import inspect
 import io
 import json
 import os
 from pathlib import Path
+import stat
 from typing import Any
 import uuid
 
@@ -130,9 +132,10 @@ def _write_files(
 
             tmp = _temp_beside(path, temps)
             tmp.touch()  # the mode a new file gets here (umask); safetensors writes 0o600
-            mode = tmp.stat().st_mode
+            mode = stat.S_IMODE(tmp.stat().st_mode)
             safetensors.torch.save_file(tensors, str(tmp), metadata={_META_KEY: text})
-            os.chmod(tmp, mode)
+            with contextlib.suppress(OSError):  # a file system without modes keeps its own
+                os.chmod(tmp, mode)
             _fsync(tmp)
             os.replace(tmp, path)
         else:

@@ -137,7 +137,9 @@ class TrainConfig:
             ``val_loss``, ``val_accuracy`` and ``train_loss`` all belong to that evaluation.
             Costs a copy of the weights (on their device) at every new best evaluation.
         progress: Show a tqdm progress bar of the optimizer steps, with the last validation
-            loss (and accuracy); off by default, since a study has its own bar.
+            loss (and accuracy); off by default, since a study has its own bar. On CUDA it
+            counts the steps queued on the device, which run ahead of those finished between
+            two evaluations.
     """
 
     optimizer: str = "sgd"
@@ -652,9 +654,18 @@ class _Run:
         if self.config.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.total_steps, desc=type(self.model).__name__, unit="step")
+            # leave=None: kept on screen only when it is the outermost bar (not in a study's).
+            bar = tqdm(
+                total=self.total_steps, desc=type(self.model).__name__, unit="step", leave=None
+            )
         try:
-            return self._run(bar)
+            result = self._run(bar)
+            if bar is not None:
+                # A run that stopped early as planned (target, time budget) is complete: a
+                # notebook bar would turn red at close below its total.
+                bar.total = bar.n
+                bar.refresh()
+            return result
         finally:  # also when pruned, diverged or out of memory
             if bar is not None:
                 bar.close()
