@@ -373,6 +373,24 @@ def is_artifact_store(obj: Any) -> bool:
     return all(callable(getattr(obj, m, None)) for m in ("open_reader", "write"))
 
 
+def check_artifact_store(artifact_store: Any) -> None:
+    """Refuse, when an objective is built, a store its first save would fail on.
+
+    Raises:
+        ValueError: If ``artifact_store`` is not an :mod:`optuna.artifacts` store, or is a
+            :class:`~optuna.artifacts.FileSystemArtifactStore` whose folder does not exist
+            (Optuna does not check it; the first save would fail after a whole trial).
+    """
+    if not is_artifact_store(artifact_store):
+        raise ValueError(
+            "artifact_store must be an optuna.artifacts store (e.g. "
+            f"FileSystemArtifactStore), got {type(artifact_store).__name__}."
+        )
+    folder = getattr(artifact_store, "_base_path", None)  # FileSystemArtifactStore's
+    if isinstance(artifact_store, FileSystemArtifactStore) and not os.path.isdir(folder or ""):
+        raise ValueError(f"artifact_store's folder {folder} does not exist; create it first.")
+
+
 def _resolve_store(artifact_store: Any | None) -> Any:
     if artifact_store is None:
         return default_artifact_store()

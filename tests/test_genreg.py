@@ -1151,6 +1151,47 @@ def test_objective_reports_and_tunes_with_genetic_sampler() -> None:
     assert all("population" not in t.params for t in pruned.trials)
 
 
+def test_objective_keeps_each_trials_best_genome_as_an_artifact(tmp_path: Path) -> None:
+    from optuna.artifacts import FileSystemArtifactStore
+    from optuna.artifacts import download_artifact
+
+    task = _letters_task()
+    store = FileSystemArtifactStore(str(tmp_path))
+    options: dict[str, Any] = {
+        "task": task,
+        "generations": 10,
+        "report_every": 5,
+        "device": "cpu",
+        "layers": [144, 8, 26],
+        "population": 20,
+    }
+    objective = GenregObjective(artifact_store=store, **options)
+    study = optuna.create_study(direction="maximize")
+    study.optimize(objective, n_trials=2)
+    pruned = optuna.create_study(direction="maximize", pruner=_AlwaysPrune())
+    pruned.optimize(objective, n_trials=1)
+    for trial in study.trials + pruned.trials:
+        path = tmp_path / f"trial{trial.number}-{trial.state.name}.safetensors"
+        download_artifact(
+            artifact_store=store,
+            file_path=str(path),
+            artifact_id=trial.user_attrs["genome_artifact_id"],
+        )
+        genome = load_genome(path)
+        # The genome the trial's value measures: its validation accuracy, exactly.
+        value = trial.value if trial.state == TrialState.COMPLETE else trial.intermediate_values[5]
+        assert genome.accuracy(task.val_x, task.val_y) == value
+        assert genome.config["trial"] == trial.number and genome.config["val_accuracy"] == value
+    # Without a store nothing is kept; a missing folder is refused before any training.
+    plain = optuna.create_study(direction="maximize")
+    plain.optimize(GenregObjective(**options), n_trials=1)
+    assert "genome_artifact_id" not in plain.trials[0].user_attrs
+    with pytest.raises(ValueError, match="does not exist"):
+        GenregObjective(artifact_store=FileSystemArtifactStore(str(tmp_path / "no")), **options)
+    with pytest.raises(ValueError, match="artifact_store must be"):
+        GenregObjective(artifact_store=str(tmp_path), **options)  # type: ignore[arg-type]
+
+
 def test_default_space_is_a_valid_optuna_space_of_trainer_arguments() -> None:
     for dist in DEFAULT_SPACE.values():
         stored = optuna.distributions.distribution_to_json(dist)  # as a storage keeps it

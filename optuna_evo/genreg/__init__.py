@@ -5,7 +5,8 @@
 - :func:`render_alphabet`: A-Z drawn with Pillow fonts, canonical and augmented.
 - :func:`save_genome` / :func:`load_genome`: checkpoints as tensors plus JSON, no pickle;
   :func:`save_trainer` / :func:`load_trainer`: a whole run, to continue it after a crash.
-- :class:`GenregObjective`: an Optuna objective over GENREG's hyperparameters.
+- :class:`GenregObjective`: an Optuna objective over GENREG's hyperparameters (each trial's
+  best genome kept through :mod:`optuna.artifacts` with an ``artifact_store``).
 - :func:`format_per_class_table`: the seed's per-class accuracy table.
 
 The trust idea for Optuna's GA lives in
@@ -22,6 +23,7 @@ from optuna_evo.genreg.checkpoint import load_trainer
 from optuna_evo.genreg.checkpoint import save_genome
 from optuna_evo.genreg.checkpoint import save_trainer
 from optuna_evo.genreg.objective import DEFAULT_SPACE
+from optuna_evo.genreg.objective import GENOME_FILENAME
 from optuna_evo.genreg.objective import GenregObjective
 from optuna_evo.genreg.tasks import TASKS
 from optuna_evo.genreg.tasks import GenregTask
@@ -39,6 +41,7 @@ __all__ = [
     "ALPHABET_OPTIONS",
     "LOGPROB_OPTIONS",
     "DEFAULT_SPACE",
+    "GENOME_FILENAME",
     "LETTERS",
     "TASKS",
     "Genome",

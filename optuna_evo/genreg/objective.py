@@ -22,7 +22,10 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 import math
 import os
+from pathlib import Path
+import tempfile
 import time
+from typing import TYPE_CHECKING
 from typing import Any
 
 import optuna
@@ -34,12 +37,17 @@ import torch
 from optuna_evo._experimental import experimental_class
 from optuna_evo._validation import check_choice
 from optuna_evo._validation import check_int
+from optuna_evo.checkpoint import check_artifact_store
+from optuna_evo.genreg.checkpoint import save_genome
 from optuna_evo.genreg.tasks import TASKS
 from optuna_evo.genreg.tasks import GenregTask
 from optuna_evo.genreg.tasks import load_task
 from optuna_evo.genreg.trainer import GenregTrainer
 from optuna_evo.objectives.data import resolve_device
 from optuna_evo.objectives.tasks import suggest
+
+if TYPE_CHECKING:
+    from optuna.artifacts._protocol import ArtifactStore
 
 DEFAULT_SPACE: dict[str, BaseDistribution] = {
     "mutation_rate": FloatDistribution(1e-3, 0.3, log=True),
@@ -51,6 +59,12 @@ DEFAULT_SPACE: dict[str, BaseDistribution] = {
     "survival_cutoff": FloatDistribution(0.05, 0.5),
 }
 """Default search space of :class:`GenregObjective` (names are GenregTrainer arguments)."""
+
+GENOME_FILENAME = "genome.safetensors"
+"""File name a trial's best genome is uploaded under; read it back with
+``optuna.artifacts.download_artifact(artifact_store=store, file_path="best.safetensors",
+artifact_id=study.best_trial.user_attrs["genome_artifact_id"])`` and
+:func:`~optuna_evo.genreg.load_genome` (its format follows the content, whatever the name)."""
 
 
 @experimental_class("0.1.0")
@@ -77,6 +91,11 @@ class GenregObjective:
         space: Search space, parameter name to distribution; defaults to
             :data:`DEFAULT_SPACE`.
         task: An already loaded task (then ``dataset`` and the data arguments are ignored).
+        artifact_store: Keep every trial's best genome (:func:`~optuna_evo.genreg.save_genome`,
+            tensors + JSON) in this :mod:`optuna.artifacts` store when the trial ends, also
+            when it is pruned; the user attr ``genome_artifact_id`` names it, so the winner
+            of a study is one download away (see :data:`GENOME_FILENAME`). ``None`` (default)
+            keeps nothing.
         **trainer_kwargs: Fixed :class:`~optuna_evo.genreg.GenregTrainer` arguments (they are
             not suggested even when in ``space``).
     """
@@ -97,10 +116,13 @@ class GenregObjective:
         seed: int = 0,
         space: Mapping[str, BaseDistribution] | None = None,
         task: GenregTask | None = None,
+        artifact_store: ArtifactStore | None = None,
         **trainer_kwargs: Any,
     ) -> None:
         if task is None:
             check_choice("dataset", dataset, TASKS)
+        if artifact_store is not None:
+            check_artifact_store(artifact_store)
         generations = check_int("generations", generations, 1)
         report_every = check_int("report_every", report_every, 1)
         seed = check_int("seed", seed, 0)
@@ -118,6 +140,7 @@ class GenregObjective:
         self.seed = seed
         self.space = dict(DEFAULT_SPACE if space is None else space)
         self.trainer_kwargs = dict(trainer_kwargs)
+        self.artifact_store = artifact_store
         self._task = task
 
     @property
@@ -162,7 +185,26 @@ class GenregObjective:
             trial.set_user_attr("generations", trainer.generation)
             trial.set_user_attr("generations_per_second", trainer.generation / max(elapsed, 1e-9))
             if trial.should_prune():
+                self._save(trial, trainer, accuracy)
                 raise optuna.TrialPruned(
                     f"pruned at generation {trainer.generation} (accuracy {accuracy:.4f})"
                 )
+        self._save(trial, trainer, accuracy)
         return accuracy
+
+    def _save(
+        self, trial: optuna.trial.BaseTrial, trainer: GenregTrainer, accuracy: float
+    ) -> None:
+        # Artifacts need a live trial (a FrozenTrial or FixedTrial has no storage to write to).
+        if self.artifact_store is None or not isinstance(trial, optuna.Trial):
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            path = save_genome(
+                Path(folder) / GENOME_FILENAME,
+                trainer,
+                {"dataset": self.dataset, "trial": trial.number, "val_accuracy": accuracy},
+            )
+            artifact_id = optuna.artifacts.upload_artifact(
+                artifact_store=self.artifact_store, file_path=str(path), study_or_trial=trial
+            )
+        trial.set_user_attr("genome_artifact_id", artifact_id)

@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
@@ -163,15 +162,8 @@ class _Task:
         # Trial n trains with seed + n: room for a billion trials below the top.
         seed = check_int("seed", seed, MIN_TORCH_SEED, MAX_TORCH_SEED - 2**30)
         time_budget_s = check_float("time_budget_s", time_budget_s, 0, low_open=True, none_ok=True)
-        if artifact_store is not None and not checkpoint.is_artifact_store(artifact_store):
-            raise ValueError(
-                "artifact_store must be an optuna.artifacts store (e.g. "
-                f"FileSystemArtifactStore), got {type(artifact_store).__name__}."
-            )
-        folder = getattr(artifact_store, "_base_path", None)  # FileSystemArtifactStore's
-        if isinstance(artifact_store, FileSystemArtifactStore) and not os.path.isdir(folder or ""):
-            # Optuna does not check it; the first save would fail after a whole trial's training.
-            raise ValueError(f"artifact_store's folder {folder} does not exist; create it first.")
+        if artifact_store is not None:
+            checkpoint.check_artifact_store(artifact_store)
         self.device = resolve_device(device)
         self.seed = seed
         self.catch_failures = catch_failures
