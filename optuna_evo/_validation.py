@@ -1,10 +1,11 @@
 """Argument checks shared by every public name: one wording and one rule for numbers.
 
 Each check raises ``ValueError`` naming the argument and the allowed range (the rule for bad
-input throughout the package) and returns the value as a native Python type, so that numpy
-scalars and integral floats read back from JSON or a storage (``10.0``) are accepted where an
-integer is meant, and callers keep exactly what was checked. ``bool`` is never a number here:
-``epochs=True`` is a mistake, not ``1``.
+values throughout the package; an object of the wrong kind altogether, such as a string
+where a trial or a model is expected, is a ``TypeError`` in a few places) and returns the
+value as a native Python type, so that numpy scalars and integral floats read back from JSON
+or a storage (``10.0``) are accepted where an integer is meant, and callers keep exactly what
+was checked. ``bool`` is never a number here: ``epochs=True`` is a mistake, not ``1``.
 """
 
 from __future__ import annotations

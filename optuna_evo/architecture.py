@@ -311,9 +311,9 @@ class ArchitectureSpace:
     Built from a search-space mapping with :meth:`from_dict`:
     ``{"layers": [[784, 128, 10], [784, 256, 128, 10]], "activations": ["relu", "tanh"]}``
     plus optional bounds. Every entry of ``layers`` must share the input and output widths.
-    Default bounds: ``min_layers`` = 1, ``max_layers`` = the deepest entry's hidden layers + 2,
-    ``min_width`` = half the narrowest hidden width (at least 1), ``max_width`` = twice the
-    widest hidden width. Mutations never leave these bounds.
+    Default bounds: ``min_layers`` = 1 (0 if an entry has no hidden layer), ``max_layers`` =
+    the deepest entry's hidden layers + 2, ``min_width`` = half the narrowest hidden width (at
+    least 1), ``max_width`` = twice the widest hidden width. Mutations never leave these bounds.
 
     Optional genes (all off by default, which keeps the parameters below unchanged):
     ``"blocks": ["linear", "residual"]`` gives each hidden layer a block type,
@@ -752,10 +752,11 @@ def suggest_architecture(trial: Any, search_space: Mapping[str, Any]) -> Archite
     """Suggest an MLP architecture from ``search_space`` in a define-by-run objective.
 
     With :class:`~optuna_evo.MAGESampler` (or :class:`~optuna_evo.GeneticSampler` given the
-    same ``architecture_space``) the values are the trial's planned architecture (fixed in
-    MAGE's single mode; drawn from ``layers`` × ``activations`` in generation 0 and inherited,
-    crossed over and mutated afterwards); with any other sampler they are searched as
-    ordinary parameters within the bounds of :class:`ArchitectureSpace`.
+    same ``architecture_space``) the values are the trial's planned architecture: fixed in
+    MAGE's single mode; in multi mode drawn from ``layers`` × ``activations`` in generation 0
+    (GeneticSampler's generation 0 samples them as ordinary parameters within the bounds) and
+    inherited, crossed over and mutated afterwards. With any other sampler they are searched
+    as ordinary parameters within the bounds of :class:`ArchitectureSpace`.
 
     Args:
         trial: The trial.

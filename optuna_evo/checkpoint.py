@@ -256,7 +256,8 @@ def load_parent(
         noise_std: Standard deviation of Gaussian noise added to the loaded part of every
             floating-point parameter (not to buffers), to explore around the parent; >= 0.
             ``None`` (default) uses the noise the sampler planned for this trial
-            (:class:`~optuna_evo.MAGESampler`'s ``weight_noise`` for mutants, 0 for elites),
+            (:class:`~optuna_evo.MAGESampler`'s ``weight_noise`` for mutants and children, 0
+            for elites),
             or 0 when the sampler planned none.
         generator: Random generator for the noise. ``None`` (default) seeds one from the
             study name and trial number, so the noise differs between trials even when the

@@ -133,8 +133,9 @@ class TrainConfig:
         stop_at_val_loss: Stop as soon as an evaluation reaches this validation loss.
         restore_best: Put the weights of the evaluation with the lowest validation loss back
             into the model when the run ends (also when it is pruned), so that the model, a
-            checkpoint saved from it, the test metrics and the result's (and user attrs')
-            ``val_loss``, ``val_accuracy`` and ``train_loss`` all belong to that evaluation.
+            checkpoint saved from it, the test metrics, the result's ``val_loss``,
+            ``val_accuracy`` and ``train_loss`` and the user attrs ``val_accuracy`` and
+            ``train_loss`` all belong to that evaluation.
             Costs a copy of the weights (on their device) at every new best evaluation.
         progress: Show a tqdm progress bar of the optimizer steps, with the last validation
             loss (and accuracy); off by default, since a study has its own bar. On CUDA it
@@ -306,8 +307,9 @@ def train(
     ``block_size`` windows from the token stream (nanoGPT's ``get_batch``) and predicts the
     next character. With a ``trial``, the validation loss is reported at every evaluation,
     :class:`optuna.TrialPruned` is raised when ``trial.should_prune()``, and the user attrs
-    ``n_params``, ``train_seconds``, ``steps`` and ``val_accuracy`` (classification) or
-    ``tokens_per_s`` (LM) are set.
+    ``n_params``, ``train_seconds``, ``steps``, ``train_loss`` and ``val_accuracy``
+    (classification; ``test_accuracy`` too with ``evaluate_test``) or ``tokens_per_s`` (LM)
+    are set.
 
     Args:
         model: The network; it must return logits.

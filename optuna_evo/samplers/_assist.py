@@ -69,10 +69,11 @@ class PredictorAssist:
        predicted mean is worse than its best parent's value by more than the threshold is
        rejected and replaced by a freshly proposed child.
 
-    Together these steps retry at most ``max_retries`` times. Then, in a finite space, the
-    untaken configuration nearest to the candidate (fewest changed parameters) is claimed
-    (again after a lost race, up to 50 times); else the best remaining candidate is accepted
-    and a warning is logged. Parameters the objective suggests outside the drawn
+    Together these steps run in at most ``max_retries + 1`` rounds. Then, if some candidate is
+    still untaken, the best predicted one is accepted despite the guard (with a warning); else,
+    in a finite space, the untaken configuration nearest to the first candidate (fewest changed
+    parameters) is claimed (again after a lost race, up to 50 times); else a duplicate is
+    evaluated (with a warning). Parameters the objective suggests outside the drawn
     configuration are sampled as usual when suggested.
 
     Finished trials that carry no hash (added with ``study.add_trial``, or run before
@@ -112,7 +113,8 @@ class PredictorAssist:
         deduplicate: Never train a configuration a RUNNING/WAITING/COMPLETE/PRUNED trial has.
         stability_threshold: The guard's margin in objective units, >= 0, or ``None`` (off);
             needs a surrogate.
-        max_retries: Bound on re-mutations and guard rejections per trial, 0..1000.
+        max_retries: Extra selection rounds per trial (``max_retries + 1`` in all), 0..1000;
+            each round re-mutates every duplicate candidate, and the guard rejects at most one.
     """
 
     n_candidates: int = 8

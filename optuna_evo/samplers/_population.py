@@ -254,6 +254,7 @@ def lineage(trial: optuna.Trial | FrozenTrial, study: Study | None = None) -> Li
         The :class:`Lineage`, or ``None`` if no optuna-evo sampler handled the trial.
 
     Raises:
+        TypeError: ``trial`` is neither an :class:`optuna.Trial` nor a FrozenTrial.
         ValueError: ``trial`` is not a trial of ``study``.
     """
     storage, trial_id, _ = _storage_and_id(trial, study)
@@ -272,6 +273,7 @@ def parents(trial: optuna.Trial | FrozenTrial, study: Study | None = None) -> li
         generation 0 and for trials no optuna-evo sampler handled.
 
     Raises:
+        TypeError: ``trial`` is neither an :class:`optuna.Trial` nor a FrozenTrial.
         ValueError: ``study`` is missing for a FrozenTrial, or ``trial`` is not one of its
             trials.
     """

@@ -37,8 +37,9 @@ class GeneticSampler(PopulationSampler):
     survivors, and each parameter is reset to a fresh random value with probability 0.2.
 
     Each generation's parent population is chosen from the finished trials of the previous
-    generation *and* its parent population ((μ+λ) survival), so the best trial found so far is
-    never lost. The first ``n_elites`` trials of a generation are elites: exact copies of the
+    generation *and* its parent population ((μ+λ) survival), so the best configuration found so
+    far is never lost (with ``n_elites > 0``, an elite's re-evaluation stands in for the trial
+    it copied). The first ``n_elites`` trials of a generation are elites: exact copies of the
     best parents (useful when the objective is noisy or continues training from a
     checkpoint, see :func:`optuna_evo.parents`).
 
@@ -86,7 +87,8 @@ class GeneticSampler(PopulationSampler):
         crossover: ``"uniform"``, ``"blend"`` (BLX-α, log-scale aware) or a
             :class:`~optuna_evo.operators.BaseCrossover`.
         crossover_prob: Probability that a child comes from two parents rather than one
-            (a "mutant"), in [0, 1].
+            (a "mutant"), in [0, 1]; a draw of the same parent twice (possible with
+            tournament selection) also gives a mutant.
         swapping_prob: Uniform crossover's probability of taking the second parent's value.
         blend_alpha: BLX-α's widening factor, >= 0.
         mutation: ``"reset"`` (fresh uniform value), ``"gaussian"`` or a

@@ -94,11 +94,12 @@ class MAGESampler(PopulationSampler):
         rank_factor: ``(worst, best)`` multipliers of ``mutation_prob``, each in (0, 1].
         complexity_weight: λ >= 0.
         complexity_fn: Complexity of a finished trial; default the ``n_params`` user attr.
-        weight_noise: Std of the noise a mutant adds to inherited weights, >= 0.
+        weight_noise: Std of the noise a mutant or child adds to inherited weights, >= 0.
         mutation_sigma: Gaussian mutation σ as a fraction of a parameter's range, > 0.
         tournament_size: Tournament size for choosing parents, 1..population_size.
         crossover_prob: Probability that a non-elite agent is a crossover of two parents,
-            in [0, 1] (0 keeps MAGE's mutation-only scheme).
+            in [0, 1] (0 keeps MAGE's mutation-only scheme); two tournaments that pick the
+            same parent give a mutant.
         assist: Predictor-assisted evolution options, or ``None``.
         seed: Seed for reproducible runs, in [0, 2**32 - 1], or ``None``.
         mirror_user_attrs: Mirror lineage and architecture into user attrs (dashboard).
