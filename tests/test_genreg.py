@@ -563,11 +563,18 @@ def _same_genome(a: Genome, b: Genome) -> bool:
     return a.layers == b.layers and all(torch.equal(x, y) for x, y in pairs)
 
 
+def _edit_config(path: Path, edit: Any) -> dict[str, Any]:
+    """Rewrite a torch-format checkpoint's JSON config; return it as it was."""
+    config = Path(f"{path}.json")
+    document = json.loads(config.read_text())
+    edited = edit(document)
+    config.write_bytes(edited if isinstance(edited, bytes) else json.dumps(edited).encode())
+    return document
+
+
 def _save_and_edit_config(path: Path, edit: Any) -> Path:
     save_genome(path, _small_genome(0), format="torch")
-    config = Path(f"{path}.json")
-    edited = edit(json.loads(config.read_text()))
-    config.write_bytes(edited if isinstance(edited, bytes) else json.dumps(edited).encode())
+    _edit_config(path, edit)
     return path
 
 
@@ -862,10 +869,8 @@ def test_a_state_saved_on_another_device_type_goes_on_reseeded_with_a_warning(
     path = save_trainer(
         tmp_path / "run.pt", _resumable().fit(data.train_x, data.train_y, 4), format="torch"
     )
-    config = Path(f"{path}.json")
-    document = json.loads(config.read_text())
+    document = _edit_config(path, lambda d: {**d, "rng_device": "cuda"})  # as if saved on a GPU
     assert document["rng_device"] == "cpu" and document["kind"] == "trainer"
-    config.write_text(json.dumps({**document, "rng_device": "cuda"}))  # as if saved on a GPU
     optuna.logging.enable_propagation()
     try:
         with caplog.at_level(logging.WARNING):
@@ -959,10 +964,7 @@ def test_bad_trainer_states_raise_value_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="trainer must be a GenregTrainer"):
         save_trainer(tmp_path / "x.pt", trainer.best_genome())  # type: ignore[arg-type]
     path = save_trainer(tmp_path / "run.pt", trainer, format="torch")
-    config = Path(f"{path}.json")
-    document = json.loads(config.read_text())
-    document["config"]["colour"] = "blue"
-    config.write_text(json.dumps(document))
+    _edit_config(path, lambda d: {**d, "config": {**d["config"], "colour": "blue"}})
     with pytest.raises(ValueError, match=re.escape(str(path))):
         load_trainer(path)
 

@@ -625,15 +625,11 @@ class GenregTrainer:
             "theta": (p, self.n_params),
             "trust": (p,),
             "scales": (p,),
-            "last_correct": (p,),
-            "last_rewards": (p,),
-            "last_trust": (p,),
-            "last_sources": (p,),
+            **dict.fromkeys(_LAST_TENSORS, (p,)),
         }
         for name, shape in shapes.items():
             value = tensors.get(name)
-            required = name in ("theta", "trust", "scales")
-            if value is None and not required:
+            if value is None and name in _LAST_TENSORS:  # none before the first generation
                 continue
             if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
                 got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
@@ -649,10 +645,11 @@ class GenregTrainer:
         if not isinstance(rng_state, torch.Tensor) or rng_state.dtype != torch.uint8:
             raise ValueError("state tensor 'rng_state' is missing or not a uint8 tensor.")
         same_type = state.get("rng_device") == self.device.type
-        if same_type and rng_state.numel() != self._generator.get_state().numel():
+        state_size = self._generator.get_state().numel()
+        if same_type and rng_state.numel() != state_size:
             raise ValueError(
                 f"state tensor 'rng_state' has {rng_state.numel()} bytes, a "
-                f"{self.device.type} generator's state {self._generator.get_state().numel()}."
+                f"{self.device.type} generator's state {state_size}."
             )
 
         # Everything is checked: from here on nothing fails halfway. Copies, so that the
