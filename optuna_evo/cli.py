@@ -15,7 +15,8 @@ creates it; every later ``run`` and ``worker`` rebuilds exactly that objective, 
 of a study are comparable wherever they ran. Only the device and the data directory are
 per machine.
 
-MAGE runs (``--sampler mage``) keep every agent's weights in
+MAGE runs (``--sampler mage``) keep every agent's weights, and ``--task genreg`` runs every
+trial's best genome (user attr ``genome_artifact_id``), in
 :func:`optuna_evo.checkpoint.default_artifact_store`: the folder named by
 ``OPTUNA_EVO_ARTIFACT_DIR``, else the absolute path of ``./optuna-evo-artifacts`` where ``run``
 created the study (stored with its settings). Workers on several machines must share it.
@@ -402,11 +403,7 @@ def new_settings(args: argparse.Namespace, device: torch.device) -> dict[str, An
         settings["max_train"] = args.max_train or (CPU_MAX_TRAIN if on_cpu else None)
         settings["max_val"] = args.max_val or (CPU_MAX_VAL if on_cpu else None)
         if task == "mlp" and settings["sampler"] == "mage":
-            # Absolute, so that a worker started in another folder finds the checkpoints
-            # (on another machine, $OPTUNA_EVO_ARTIFACT_DIR names the shared folder there).
-            from optuna_evo.checkpoint import default_artifact_dir
-
-            settings["artifact_dir"] = str(default_artifact_dir().resolve())
+            settings["artifact_dir"] = _artifact_dir()
     elif task == "char-lm":
         settings["max_steps"] = args.max_steps or (CPU_LM_STEPS if on_cpu else GPU_STEPS[task])
         settings["lm_size"] = args.lm_size or ("small" if on_cpu else "paper")
@@ -416,7 +413,16 @@ def new_settings(args: argparse.Namespace, device: torch.device) -> dict[str, An
         )
         settings["max_train"] = args.max_train or (CPU_GENREG_MAX_TRAIN if on_cpu else None)
         settings["max_val"] = args.max_val or (CPU_GENREG_MAX_VAL if on_cpu else None)
+        settings["artifact_dir"] = _artifact_dir()  # every trial's best genome is kept
     return settings
+
+
+def _artifact_dir() -> str:
+    # Absolute, so that a worker started in another folder finds the artifacts (on another
+    # machine, $OPTUNA_EVO_ARTIFACT_DIR names the shared folder there).
+    from optuna_evo.checkpoint import default_artifact_dir
+
+    return str(default_artifact_dir().resolve())
 
 
 def check_settings(settings: dict[str, Any], args: argparse.Namespace) -> None:
@@ -534,6 +540,11 @@ def make_objective(
             max_test=1,  # the objective never looks at the test split
             download=download,
         )
+        store = None
+        if "artifact_dir" in settings:  # studies made before genomes were kept have none
+            from optuna_evo.checkpoint import default_artifact_store
+
+            store = default_artifact_store(settings["artifact_dir"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return GenregObjective(
@@ -542,6 +553,7 @@ def make_objective(
                 device=device,
                 seed=seed,
                 task=data,
+                artifact_store=store,
             )
     else:
         raise CLIError(f"unknown task {task!r} in the study's settings")

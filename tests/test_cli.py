@@ -23,6 +23,7 @@ from optuna_evo import checkpoint
 from optuna_evo import cli
 from optuna_evo.cli import CONFIG_KEY
 from optuna_evo.cli import main
+from optuna_evo.genreg import load_genome
 from optuna_evo.history import COLUMNS
 from optuna_evo.objectives.data import text_search_paths
 from optuna_evo.predictors.population import male_curves
@@ -32,6 +33,12 @@ SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare"
 # Tiny budgets: a trial trains on 256 images (or a few steps) in well under a second.
 QUICK = ["--device", "cpu", "--no-progress"]
 QUICK_IMAGES = [*QUICK, "--max-train", "256", "--max-val", "128"]
+
+
+@pytest.fixture(autouse=True)
+def _artifacts_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # genreg and mage runs keep artifacts; never in the folder pytest was started from.
+    monkeypatch.setenv(checkpoint.ARTIFACT_DIR_ENV, str(tmp_path / "env-artifacts"))
 
 
 def _storage(tmp_path: Path) -> str:
@@ -344,7 +351,11 @@ def test_only_gender_runs_get_the_learning_curve_pruner(sampler: str) -> None:
         assert isinstance(pruner, optuna.pruners.NopPruner)
 
 
-def test_genreg_with_nsga2_maximizes(tmp_path: Path) -> None:
+def test_genreg_with_nsga2_maximizes_and_keeps_every_genome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(checkpoint.ARTIFACT_DIR_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
     storage = _storage(tmp_path)
     argv = ["run", "--task", "genreg", "--sampler", "nsga2", "--population-size", "2"]
     argv += ["--max-steps", "2", "--n-trials", "2", "--storage", storage, *QUICK_IMAGES]
@@ -354,6 +365,26 @@ def test_genreg_with_nsga2_maximizes(tmp_path: Path) -> None:
     trials = study.get_trials()
     assert len(trials) == 2 and all(0.0 <= t.value <= 1.0 for t in trials)
     assert all(t.user_attrs["generations"] == 2 for t in trials)
+    # Each trial's best genome is in the default folder, the one named in the settings.
+    folder = tmp_path / "optuna-evo-artifacts"
+    assert study.user_attrs[CONFIG_KEY]["artifact_dir"] == str(folder.resolve())
+    store = optuna.artifacts.FileSystemArtifactStore(str(folder))
+    for trial in trials:
+        path = tmp_path / f"genome{trial.number}.safetensors"
+        optuna.artifacts.download_artifact(
+            artifact_store=store,
+            file_path=str(path),
+            artifact_id=trial.user_attrs["genome_artifact_id"],
+        )
+        genome = load_genome(path)
+        assert genome.config["trial"] == trial.number
+        assert genome.config["val_accuracy"] == trial.value
+    # A study created before genomes were kept has no folder in its settings: none is made.
+    shutil.rmtree(folder)
+    old = cli.new_settings(cli.build_parser().parse_args(argv), torch.device("cpu"))
+    del old["artifact_dir"]
+    cli.make_objective(old, torch.device("cpu"), None, download=False)
+    assert not folder.exists()
 
 
 def test_report_of_a_non_evolutionary_study(
