@@ -96,6 +96,21 @@ def default_out(name: str, device: torch.device, quick: bool) -> Path:
     return Path(__file__).resolve().parent / "results" / f"{name}_{device_slug(device)}_{stamp}.md"
 
 
+def save_report(out: str | os.PathLike[str], text: str, seconds: float | None = None) -> Path:
+    """Write a report atomically (a step killed at its time limit leaves the old file or the
+    whole new one, never half) and print where it went, with the run's ``seconds`` if given."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # open() keeps the umask's mode
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, out)
+    finally:
+        temp.unlink(missing_ok=True)
+    print(f"wrote {out}" + ("" if seconds is None else f" in {seconds:.0f} s"), flush=True)
+    return out
+
+
 def report_header(
     title: str,
     script: str,

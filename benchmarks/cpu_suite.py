@@ -51,6 +51,7 @@ if __package__ in (None, ""):  # run as ``python benchmarks/cpu_suite.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import cpu_model  # noqa: E402
+from benchmarks._common import save_report  # noqa: E402
 from benchmarks.problems import PROBLEMS  # noqa: E402
 from benchmarks.problems import get_problem  # noqa: E402
 import optuna_evo  # noqa: E402
@@ -732,10 +733,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     command = "python -m benchmarks.cpu_suite" + "".join(f" {a}" for a in argv)
     seconds = {"total": t2 - t0, "quality": t1 - t0, "timing": t2 - t1}
     report = render_report(config, quality, timing, command, started, seconds)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report, encoding="utf-8")
-    print(f"wrote {out} ({t2 - t0:.0f} s)")
-    return out
+    return save_report(out, report, t2 - t0)
 
 
 if __name__ == "__main__":

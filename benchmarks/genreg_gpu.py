@@ -32,7 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 import datetime
 import math
-import os
 from pathlib import Path
 import platform
 import sys
@@ -46,6 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Run from a plain
 import optuna  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks._common import device_name  # noqa: E402
+from benchmarks._common import save_report  # noqa: E402
 from optuna_evo.genreg import ALPHABET_OPTIONS  # noqa: E402
 from optuna_evo.genreg import LOGPROB_OPTIONS  # noqa: E402
 from optuna_evo.genreg import GenregTask  # noqa: E402
@@ -130,13 +131,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def device_name(device: torch.device) -> str:
-    """Human-readable device name."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
 def _trainer(device: torch.device, seed: int, layers: list[int], **kwargs: Any) -> GenregTrainer:
@@ -351,9 +345,7 @@ def main(argv: list[str] | None = None) -> int:
 
     elapsed = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
     lines += ["", f"Total benchmark time: {elapsed:.0f} s.", ""]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {args.out}")
+    save_report(args.out, "\n".join(lines), elapsed)
     return 0
 
 

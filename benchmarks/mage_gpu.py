@@ -77,6 +77,7 @@ from benchmarks._common import budget_kwargs  # noqa: E402
 from benchmarks._common import default_out  # noqa: E402
 from benchmarks._common import format_seconds  # noqa: E402
 from benchmarks._common import report_header  # noqa: E402
+from benchmarks._common import save_report  # noqa: E402
 from benchmarks._common import silence  # noqa: E402
 import optuna_evo  # noqa: E402
 from optuna_evo import checkpoint  # noqa: E402
@@ -589,9 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         "the sampler's time between trials.",
     ]
     report = "\n".join(header) + "\n\n" + "\n\n".join(sections) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report, encoding="utf-8")
-    print(f"wrote {out} in {time.perf_counter() - t0:.0f} s", flush=True)
+    save_report(out, report, time.perf_counter() - t0)
     return 0
 
 

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
 import datetime
-import os
 from pathlib import Path
 import platform
 import statistics
@@ -44,6 +43,8 @@ import optuna  # noqa: E402
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
+from benchmarks._common import device_name  # noqa: E402
+from benchmarks._common import save_report  # noqa: E402
 from optuna_evo.objectives.data import ClassificationSplits  # noqa: E402
 from optuna_evo.objectives.data import DataNotFoundError  # noqa: E402
 from optuna_evo.objectives.data import TextSplits  # noqa: E402
@@ -374,13 +375,6 @@ def run_char_lm(
 # --- report -------------------------------------------------------------------------------
 
 
-def device_name(device: torch.device) -> str:
-    """Human-readable device name."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
-
 def _fmt_time_to(run: LoopRun, goal: float) -> str:
     hit = run.time_to_accuracy(goal)
     if hit is None:
@@ -541,11 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- Command: `python benchmarks/objectives_gpu.py {' '.join(argv or sys.argv[1:])}`",
     ]
     report = "\n".join(header) + "\n\n" + "\n\n".join(sections) + "\n"
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report, encoding="utf-8")
     elapsed = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
-    print(f"wrote {out} in {elapsed:.0f} s", flush=True)
+    save_report(args.out, report, elapsed)
     return 0
 
 

@@ -41,6 +41,7 @@ if __package__ in (None, ""):  # run as ``python benchmarks/predictor_assisted.p
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import cpu_model  # noqa: E402
+from benchmarks._common import save_report  # noqa: E402
 import optuna_evo  # noqa: E402
 from optuna_evo.objectives import MLP  # noqa: E402
 from optuna_evo.objectives import TrainConfig  # noqa: E402
@@ -350,9 +351,7 @@ def main(argv: list[str] | None = None) -> list[RunResult]:
                 flush=True,
             )
     text = report(results, args, command.strip(), started, time.perf_counter() - t0)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"report written to {out}")
+    save_report(out, text, time.perf_counter() - t0)
     return results
 
 

@@ -63,6 +63,7 @@ from optuna.trial import TrialState  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks._common import save_report  # noqa: E402
 import optuna_evo  # noqa: E402
 from optuna_evo.objectives import FashionMNISTCNN  # noqa: E402
 
@@ -317,7 +318,7 @@ def write_report(
         "",
     ]
     text = "\n".join(lines)
-    out.write_text(text, encoding="utf-8")
+    save_report(out, text)
     return text
 
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Run from a plain
 
 import optuna  # noqa: E402
 
+from benchmarks._common import save_report  # noqa: E402
 import optuna_evo  # noqa: E402
 
 SAMPLERS = {
@@ -174,10 +175,8 @@ def main(argv: list[str] | None = None) -> None:
         + ".",
         "",
     ]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
     print("\n".join(lines))
+    save_report(args.out, "\n".join(lines))
 
 
 if __name__ == "__main__":

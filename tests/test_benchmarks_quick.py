@@ -165,6 +165,31 @@ def test_report_check_rejects_a_broken_report(quick_report: str) -> None:
         _check_report(quick_report[:cut])
 
 
+def test_a_report_is_replaced_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import _common
+
+    out = tmp_path / "results" / "r.md"
+    assert _common.save_report(out, "old\n", 12.3) == out  # the folder is made
+    assert capsys.readouterr().out == f"wrote {out} in 12 s\n"
+    umask = os.umask(0o022)
+    try:
+        _common.save_report(out, "new\n")
+    finally:
+        os.umask(umask)
+    assert out.read_text(encoding="utf-8") == "new\n" and out.stat().st_mode & 0o777 == 0o644
+
+    def killed(*args: object) -> None:  # the step is killed while it writes
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_common.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _common.save_report(out, "half")
+    assert out.read_text(encoding="utf-8") == "new\n"
+    assert [p.name for p in out.parent.iterdir()] == ["r.md"]  # no temp file left
+
+
 def test_workers_benchmark_quick_reports_every_sampler(tmp_path: Path) -> None:
     """``benchmarks/workers_pg.py --quick`` on PostgreSQL when CI has it, else SQLite."""
     from benchmarks import workers_pg
