@@ -7,6 +7,7 @@ workers, faults) is in ``test_sampler_contract.py``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Sequence
 import math
 from typing import Any
 import uuid
@@ -25,13 +26,17 @@ from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 from optuna.exceptions import ExperimentalWarning
 from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import pytest
 
 import optuna_evo
 from optuna_evo import GeneticSampler
 from optuna_evo.operators import BaseMutation
+from optuna_evo.operators import BaseSelection
+from optuna_evo.operators import TournamentSelection
 from optuna_evo.operators import TruncationSelection
+from optuna_evo.operators import TrustWeightedSelection
 from optuna_evo.samplers import PredictorAssist
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -129,35 +134,42 @@ def test_conditional_params_inherited_across_generations() -> None:
     def objective(trial: optuna.Trial) -> float:
         kind = trial.suggest_categorical("kind", ["linear", "quad"])
         if kind == "linear":
-            a = trial.suggest_float("a", -1.0, 1.0)
-            return abs(a)
-        b = trial.suggest_int("b", 0, 5)
-        if trial.number >= 10:  # appears only later in the study
-            trial.suggest_float("late", 0.0, 1.0)
-        return 1.0 + b
+            trial.suggest_float("a", -1.0, 1.0)
+        else:
+            trial.suggest_int("b", 0, 5)
+            if trial.number >= 10:  # appears only later in the study
+                trial.suggest_float("late", 0.0, 1.0)
+        # Values unrelated to the branch keep both branches among the parents: without
+        # mutation a branch lost from the population never comes back.
+        return (trial.number * 0.618034) % 1.0
 
-    study = optuna.create_study(sampler=GeneticSampler(population_size=5, seed=2))
-    study.optimize(objective, n_trials=40)
-    by_id = {t._trial_id: t for t in study.trials}
-    inherited = 0
+    sampler = GeneticSampler(population_size=6, n_elites=1, mutation_prob=0.0, seed=3)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=48)
+    elites = mixed = from_one = late_from_one = 0
     for t in study.trials:
         info = optuna_evo.lineage(t, study)
-        if info.role != "elite" or info.generation == 0:
-            continue
-        parent = by_id[info.parent_ids[0]]
-        for name, value in t.params.items():
-            if name in parent.params:
-                assert parent.params[name] == value
-                inherited += 1
-    children = [t for t in study.trials if optuna_evo.lineage(t, study).role == "child"]
-    # Children carry the conditional params of the branch they took, from some parent.
-    shared = 0
-    for t in children:
-        parent_params = [by_id[i].params for i in optuna_evo.lineage(t, study).parent_ids]
-        for name, value in t.params.items():
-            shared += any(p.get(name) == value for p in parent_params)
-    assert shared > len(children)
-    assert any("late" in t.params for t in study.trials)
+        assert info is not None
+        parents = optuna_evo.parents(t, study)
+        if info.role == "elite":
+            elites += 1
+            (parent,) = parents
+            # Every param of the parent is copied ("late" may be new to the elite).
+            assert {name: t.params[name] for name in parent.params} == parent.params
+        elif info.role in ("child", "mutant"):
+            mixed += len({p.params["kind"] for p in parents}) == 2
+            for name, value in t.params.items():
+                held = [p.params[name] for p in parents if name in p.params]
+                # Without mutation a value some parent holds is inherited; one only one
+                # parent holds (the other took another branch, or ran before "late"
+                # existed) is that parent's, not a fresh draw.
+                if held:
+                    assert value in held, (t.number, name, value, held)
+                from_one += len(held) == 1
+                late_from_one += len(held) == 1 and name == "late"
+    assert elites >= 6
+    assert mixed >= 10 and from_one >= mixed
+    assert late_from_one >= 1
 
 
 def test_elites_copied_unchanged() -> None:
@@ -639,14 +651,70 @@ def test_bad_arguments(kwargs: dict, argument: str) -> None:
         GeneticSampler(**kwargs)
 
 
-def test_tournament_selection_runs() -> None:
-    study = optuna.create_study(
-        sampler=GeneticSampler(
-            population_size=6, selection="tournament", tournament_size=3, seed=0
-        )
+@pytest.mark.parametrize("tournament_size", [3, 6])
+def test_tournament_selection_mates_tournament_winners(tournament_size: int) -> None:
+    n = 6
+    sampler = GeneticSampler(
+        population_size=n, selection="tournament", tournament_size=tournament_size, seed=0
     )
-    study.optimize(_mixed_objective, n_trials=30)
-    assert_consistent_lineage(study, min_generations=4)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_mixed_objective, n_trials=36)
+    assert_consistent_lineage(study, min_generations=6)
+    ranks = []
+    for t in study.trials[n:]:
+        info = optuna_evo.lineage(t, study)
+        assert info is not None
+        population = sampler.get_parent_population(study, info.generation)
+        assert len(population) == n
+        # Best first; ties (a mutant that kept its parent's values) by trial number.
+        order = [p.number for p in sorted(population, key=lambda p: (p.value, p.number))]
+        ranks += [order.index(number) for number in info.parent_numbers]
+    # A tournament of k distinct agents is won by the best of them, so the k - 1 worst agents
+    # never mate (with k = n every parent is the best agent); uniform mating would pick them.
+    assert len(ranks) >= 30
+    assert max(ranks) <= n - tournament_size, ranks
+
+
+class _RecordingSelection(BaseSelection):
+    """Delegates to ``inner`` and records the trial numbers of every pick."""
+
+    def __init__(self, inner: BaseSelection) -> None:
+        self.inner = inner
+        self.picks: list[list[int]] = []
+
+    def survivors(self, ranked: Sequence[FrozenTrial], population_size: int) -> list[FrozenTrial]:
+        return self.inner.survivors(ranked, population_size)
+
+    def pick(self, ranked: Sequence[FrozenTrial], n: int, rng: np.random.RandomState) -> list[int]:
+        indices = self.inner.pick(ranked, n, rng)
+        self.picks.append([ranked[i].number for i in indices])
+        return indices
+
+    def n_survivors(self, population_size: int) -> int:
+        return self.inner.n_survivors(population_size)
+
+    def validate(self, population_size: int) -> None:
+        self.inner.validate(population_size)
+
+    def use_generations_of(self, key: str) -> None:
+        self.inner.use_generations_of(key)
+
+
+@pytest.mark.parametrize(
+    "selection", [TruncationSelection, TournamentSelection, TrustWeightedSelection]
+)
+def test_the_given_selection_picks_the_parents(selection: type[BaseSelection]) -> None:
+    spy = _RecordingSelection(selection())
+    study = optuna.create_study(sampler=GeneticSampler(population_size=6, selection=spy, seed=0))
+    study.optimize(_float_objective, n_trials=30)
+    bred = [optuna_evo.lineage(t, study) for t in study.trials[6:]]
+    # One pick per bred trial, in the order the trials were planned (sequentially here): the
+    # lineage records exactly the picked agents (a mutant, drawn twice, records one).
+    assert len(spy.picks) == len(bred) == 24
+    for info, picked in zip(bred, spy.picks):
+        assert info is not None
+        assert info.role == ("child" if picked[0] != picked[1] else "mutant")
+        assert list(info.parent_numbers) == picked[: len(info.parent_numbers)]
 
 
 def test_threads_share_one_sampler() -> None:
@@ -710,7 +778,9 @@ def test_beats_random_search(objective: Callable[[optuna.Trial], float]) -> None
 
     ga = median_best(lambda s: GeneticSampler(seed=s))
     rs = median_best(lambda s: optuna.samplers.RandomSampler(seed=s))
-    assert ga < rs, (ga, rs)
+    # Seeded, hence deterministic: GA 9.2 / 10.3 vs random 24.7 / 50.5. A GA degraded to
+    # random search (mutation_prob=1.0) reaches 28.0 / 43.3, so mere `ga < rs` is luck.
+    assert ga < 0.5 * rs, (ga, rs)
 
 
 def test_dynamic_distribution_keeps_values_inside() -> None:

@@ -74,7 +74,9 @@ def _blobs(n: int = 600, n_features: int = 12, n_classes: int = 3) -> Any:
 # -- trust arithmetic ---------------------------------------------------------------------
 
 
-def _two_class_population() -> tuple[GenregTrainer, torch.Tensor, torch.Tensor]:
+def _two_class_population(
+    mode: str = "batched",
+) -> tuple[GenregTrainer, torch.Tensor, torch.Tensor]:
     """Four linear genomes on one-hot inputs of two classes, with known predictions.
 
     genome 0 always says class 0, genome 1 always class 1, genome 2 is always right and
@@ -87,6 +89,7 @@ def _two_class_population() -> tuple[GenregTrainer, torch.Tensor, torch.Tensor]:
         child_mutation_rate=0.0,
         survival_cutoff=0.5,
         samples_per_class=5,
+        mode=mode,
         seed=3,
         device="cpu",
     )
@@ -99,8 +102,14 @@ def _two_class_population() -> tuple[GenregTrainer, torch.Tensor, torch.Tensor]:
     return trainer, x, y
 
 
-def test_trust_update_matches_hand_computed_values() -> None:
-    trainer, x, y = _two_class_population()
+# Loop mode copies and mutates genomes with code of its own (`_loop_reproduce`): every test of
+# the selection and mutation mechanics runs in both modes.
+MODE = pytest.mark.parametrize("mode", ["batched", "loop"])
+
+
+@MODE
+def test_trust_update_matches_hand_computed_values(mode: str) -> None:
+    trainer, x, y = _two_class_population(mode)
     # 5 samples per class, 10 per generation, +10 for a right answer and -1.5 for a wrong one:
     # constant genomes are right on 5 and wrong on 5 (42.5), genome 2 right on all 10 (100.0),
     # genome 3 wrong on all 10 (-15.0).
@@ -241,7 +250,8 @@ def test_loop_mode_evolves_like_batched_mode() -> None:
     assert min(accuracies.values()) > 0.6, accuracies
 
 
-def test_elitism_keeps_the_best_genome_and_adaptive_scales_move() -> None:
+@MODE
+def test_elitism_keeps_the_best_genome_and_adaptive_scales_move(mode: str) -> None:
     data = _blobs()
     t = GenregTrainer(
         layers=[12, 8, 3],
@@ -249,6 +259,7 @@ def test_elitism_keeps_the_best_genome_and_adaptive_scales_move() -> None:
         samples_per_class=4,
         elitism=1,
         adaptive_mutation=0.5,
+        mode=mode,
         seed=0,
         device="cpu",
     )
@@ -279,6 +290,45 @@ def test_sparse_mutation_hits_the_configured_rate() -> None:
     assert not changed[:5].any()
     rate = changed[5:].double().mean().item()
     assert rate == pytest.approx(0.08, abs=0.004)  # 15 * 2450 weights: sd about 0.0014
+
+
+@MODE
+def test_a_generation_mutates_elites_survivors_and_children_at_their_rates(mode: str) -> None:
+    # Distinct rates make every slot kind recognisable; the child rate takes batched mode's
+    # dense-mask branch (>= 0.25), the base rate its sparse one.
+    t = GenregTrainer(
+        layers=[50, 40, 10],
+        population=20,
+        mutation_rate=0.05,
+        child_mutation_rate=0.3,
+        mutation_scale=0.02,
+        survival_cutoff=0.5,
+        elitism=2,
+        mode=mode,
+        seed=0,
+        device="cpu",
+    )
+    x = torch.randn(100, 50, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(10).repeat(10)
+    t.fit(x, y, 1)  # nonzero trust, so the next generation's inheritance is visible
+    before = t.theta.clone()
+    t.fit(x, y, 1)
+    sources = t.last_sources
+    delta = t.theta - before[sources]
+    changed = delta != 0
+    assert not changed[:2].any()  # elites: copied, never mutated
+    # Survivors get base mutation only, children child mutation and then base mutation.
+    survivor_rate = changed[2:10].double().mean().item()
+    child_rate = changed[10:].double().mean().item()
+    assert survivor_rate == pytest.approx(0.05, abs=0.006)  # 8 * 2450 weights: sd 0.0016
+    assert child_rate == pytest.approx(1 - 0.7 * 0.95, abs=0.01)  # 10 * 2450: sd 0.003
+    noise = delta[2:10][changed[2:10]]
+    assert noise.std().item() == pytest.approx(0.02, rel=0.1)  # mutation_scale
+    assert noise.mean().item() == pytest.approx(0.0, abs=0.003)
+    # Children start with trust_inheritance (3 %) of their parent's freshly updated trust.
+    inherited = 0.03 * t.last_trust[sources[10:]]
+    torch.testing.assert_close(t.trust[10:], inherited)
+    torch.testing.assert_close(t.trust[:10], t.last_trust[sources[:10]])
 
 
 # -- learning ---------------------------------------------------------------------------------
@@ -911,11 +961,21 @@ def test_a_failed_load_changes_nothing_and_a_load_shares_nothing() -> None:
 
 
 def test_a_trainer_of_a_huge_seed_is_reseeded_across_device_types() -> None:
-    state = _resumable(seed=2**64 - 1).state_dict()
-    resumed = _resumable(seed=2**64 - 1)
-    resumed.load_state_dict({**state, "rng_device": "cuda"})  # as if saved on a GPU
+    # The reseed mixes the seed and the generation into one number: beyond 2**64 it must
+    # neither overflow nor give up reproducibility (e.g. fall back to a random seed).
     data = _blobs()
-    resumed.fit(data.train_x, data.train_y, 1)
+    state = _resumable(seed=2**64 - 1).fit(data.train_x, data.train_y, 2).state_dict()
+
+    def resume(**edits: Any) -> GenregTrainer:
+        trainer = _resumable(seed=2**64 - 1)
+        trainer.load_state_dict({**state, **edits})
+        return trainer.fit(data.train_x, data.train_y, 1)
+
+    first, second = resume(rng_device="cuda"), resume(rng_device="cuda")  # as if from a GPU
+    _assert_same_run(first, second)  # reseeded the same way every time
+    # A new stream, as documented: not the saved one, and one per generation.
+    assert not torch.equal(first.theta, resume().theta)
+    assert not torch.equal(first.theta, resume(rng_device="cuda", generation=3).theta)
 
 
 def test_load_trainer_keeps_a_cpu_run_on_the_cpu_and_resumes_only_the_run_asked_for(
