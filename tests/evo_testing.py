@@ -1,4 +1,4 @@
-"""Helpers for tests that run several worker processes against one storage."""
+"""Shared test helpers: worker processes on one storage, sampler checks, a stand-in corpus."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import contextlib
 from datetime import timedelta
 import os
 from pathlib import Path
+import random
 import shutil
 import socket
+import string
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,60 @@ from optuna_evo.operators import BaseMutation
 
 STORAGE_KINDS = ("sqlite", "journal", "postgres")
 POSTGRES_ENV = "OPTUNA_EVO_TEST_POSTGRES"
+
+TINY_SHAKESPEARE_VOCAB = "\n !$&',-.3:;?" + string.ascii_uppercase + string.ascii_lowercase
+"""The 65 characters of tiny shakespeare's ``input.txt``."""
+
+# Between them, the speakers' names hold every capital letter and the words every lower-case
+# letter and the rare symbols ('$', '&', '3', '-', "'").
+_SPEAKERS = (
+    "FIRST CITIZEN",
+    "MENENIUS",
+    "VOLUMNIA",
+    "KING RICHARD",
+    "QUEEN ELIZABETH",
+    "JULIET",
+    "ROMEO",
+    "BALTHAZAR",
+    "POLIXENES",
+    "GLOUCESTER",
+    "DUKE OF YORK",
+    "WARWICK",
+)
+_WORDS = (
+    "the and to of my you that in is not with me it for be his your this but he have as thou "
+    "so him will what thy all her do no by shall if are we thee our lord on good now sir come "
+    "king love o well let more here which enter o'er 'tis speak quoth jest zeal vex know fight "
+    "gentle heaven night death blood crown grace sweet fair honour brother father mother "
+    "well-a-day &c 3 $"
+).split()
+
+
+def synthetic_text(folder: Path, n_chars: int = 20_000, seed: int = 0) -> Path:
+    """Write a play-like ``input.txt`` into ``folder``; return its path.
+
+    A stand-in for tiny shakespeare, which a fresh clone lacks: speeches of random words from
+    a fixed list, over exactly the corpus's 65 characters, so a small model's loss falls within
+    a few dozen steps. About ``n_chars`` characters (the real text has 1.1 million).
+    """
+    rng = random.Random(seed)
+    speeches: list[str] = []
+    size = 0
+    while size < n_chars:
+        lines = []
+        for _ in range(rng.randint(1, 3)):
+            words = [rng.choice(_WORDS) for _ in range(rng.randint(4, 9))]
+            words[0] = words[0].capitalize()
+            line = " ".join(w + ("," if rng.random() < 0.1 else "") for w in words)
+            lines.append(line.rstrip(",") + rng.choice(".....!?;:"))
+        speeches.append(f"{rng.choice(_SPEAKERS)}:\n" + "\n".join(lines) + "\n\n")
+        size += len(speeches[-1])
+    text = "".join(speeches)
+    assert sorted(set(text)) == sorted(TINY_SHAKESPEARE_VOCAB)  # a vocabulary of 65
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "input.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 @contextlib.contextmanager

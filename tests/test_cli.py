@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 from evo_testing import backdate_heartbeat
+from evo_testing import synthetic_text
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
@@ -25,11 +26,9 @@ from optuna_evo.cli import CONFIG_KEY
 from optuna_evo.cli import main
 from optuna_evo.genreg import load_genome
 from optuna_evo.history import COLUMNS
-from optuna_evo.objectives.data import text_search_paths
 from optuna_evo.predictors.population import male_curves
 
 REPO = Path(__file__).resolve().parents[1]
-SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare"
 # Tiny budgets: a trial trains on 256 images (or a few steps) in well under a second.
 QUICK = ["--device", "cpu", "--no-progress"]
 QUICK_IMAGES = [*QUICK, "--max-train", "256", "--max-val", "128"]
@@ -254,14 +253,12 @@ def test_mage_workers_in_other_folders_share_the_checkpoints(
 
 
 def test_char_lm_with_gender_sampler(tmp_path: Path) -> None:
-    data_dir = SHAKESPEARE if (SHAKESPEARE / "input.txt").is_file() else None
-    if data_dir is None and not any(p.is_file() for p in text_search_paths()):
-        pytest.skip("tiny shakespeare input.txt not found")
+    # A stand-in for tiny shakespeare, which a fresh clone lacks: its folder, as users pass it.
+    data_dir = synthetic_text(tmp_path / "tinyshakespeare").parent
     storage = _storage(tmp_path)
     argv = ["run", "--task", "char-lm", "--sampler", "gender", "--population-size", "2"]
     argv += ["--max-steps", "8", "--n-trials", "3", "--storage", storage, *QUICK]
-    if data_dir is not None:
-        argv += ["--data-dir", str(data_dir)]
+    argv += ["--data-dir", str(data_dir)]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared CPU
     try:
@@ -271,7 +268,9 @@ def test_char_lm_with_gender_sampler(tmp_path: Path) -> None:
     study = optuna.load_study(study_name="optuna-evo-char-lm-gender", storage=storage)
     trials = study.get_trials()
     assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
-    assert study.user_attrs[CONFIG_KEY]["lm_size"] == "small"  # the CPU-sized space
+    config = study.user_attrs[CONFIG_KEY]
+    assert config["lm_size"] == "small"  # the CPU-sized space
+    assert config["data_dir"] == str(data_dir)  # what workers will read
     assert all(t.params["n_embd"] in (32, 64) for t in trials)
     # 8 steps / REPORTS_PER_TRIAL: a validation report after every step
     assert len(trials[0].intermediate_values) == 8

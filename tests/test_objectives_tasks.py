@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from evo_testing import synthetic_text
 import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution
@@ -26,7 +27,6 @@ from optuna_evo.objectives.tasks import char_lm_heads
 from optuna_evo.objectives.train import TrainingFailed
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared/data/tinyshakespeare/input.txt"
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -251,8 +251,9 @@ def test_bad_budgets_are_refused_before_any_trial(
         make()
 
 
-@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="tiny shakespeare not available")
-def test_char_lm_trial_reports_every_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_char_lm_trial_reports_every_interval(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     built: list[CharTransformer] = []
     original_init = CharTransformer.__init__
 
@@ -261,9 +262,8 @@ def test_char_lm_trial_reports_every_interval(monkeypatch: pytest.MonkeyPatch) -
         built.append(self)
 
     monkeypatch.setattr(CharTransformer, "__init__", spy_init)
-    task = CharLM(
-        SHAKESPEARE, device="cpu", max_steps=20, eval_interval=10, eval_iters=2, block_size=32
-    )
+    text = synthetic_text(tmp_path)  # tiny shakespeare's 65 characters, on a fresh clone too
+    task = CharLM(text, device="cpu", max_steps=20, eval_interval=10, eval_iters=2, block_size=32)
     study = optuna.create_study()
     study.enqueue_trial(
         {"n_layer": 2, "n_head": 6, "n_embd": 64, "lr": 2e-3, "batch_size": 16, "dropout": 0.1}
