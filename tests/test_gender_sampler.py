@@ -6,6 +6,7 @@ from collections.abc import Callable
 import logging
 import math
 import pickle
+import re
 import uuid
 
 from evo_testing import STORAGE_KINDS
@@ -143,7 +144,8 @@ def test_experimental_warning() -> None:
     ],
 )
 def test_bad_arguments(kwargs: dict, argument: str) -> None:
-    with pytest.raises(ValueError, match=argument):
+    # The message names the argument, the rule it broke and the value given.
+    with pytest.raises(ValueError, match=rf"`{re.escape(argument)}` must .*got "):
         GenderSampler(**{"population_size": 10, **kwargs})
 
 

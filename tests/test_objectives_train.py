@@ -466,17 +466,23 @@ def test_out_of_memory_is_converted_and_releases_grads(
 
 
 def test_config_validation_names_arguments() -> None:
-    with pytest.raises(ValueError, match="optimizer"):
+    with pytest.raises(
+        ValueError, match=r"`optimizer` must be one of \('sgd', 'adam', 'adamw'\), got 'rmsprop'"
+    ):
         TrainConfig(optimizer="rmsprop", epochs=1)
-    with pytest.raises(ValueError, match="lr"):
+    with pytest.raises(ValueError, match=r"`lr` must be a finite number > 0, got 0\.0"):
         TrainConfig(lr=0.0, epochs=1)
-    with pytest.raises(ValueError, match="momentum"):
+    with pytest.raises(
+        ValueError, match=r"`momentum` must be a finite number in \[0, 1\), got 1\.0"
+    ):
         TrainConfig(momentum=1.0, epochs=1)
     with pytest.raises(ValueError, match="`epochs`, `max_steps` or `time_budget_s`"):
         TrainConfig()
-    with pytest.raises(ValueError, match="cosine"):
+    with pytest.raises(
+        ValueError, match=r"`scheduler='cosine'` needs `epochs` or `max_steps` as its horizon"
+    ):
         TrainConfig(scheduler="cosine", time_budget_s=5.0)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1, got 0"):
         TrainConfig(batch_size=0, epochs=1)
 
 
