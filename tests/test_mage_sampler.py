@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+from optuna.distributions import IntDistribution
+from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import pytest
 
@@ -56,11 +58,19 @@ def test_multi_mode_goes_beyond_the_initial_list_within_bounds() -> None:
     gen0 = [a for t, a in zip(study.trials, archs) if optuna_evo.lineage(t, study).generation == 0]
     assert set(gen0) <= INITIAL
     assert set(archs) - INITIAL, "no architecture outside the initial list appeared"
+    # The documented default bounds, written out: min_layers 1, max_layers = deepest entry's
+    # 2 hidden layers + 2, min_width = half the narrowest width 32, max_width = twice 64.
     space = ArchitectureSpace.from_dict(SPACE)
+    bounds = (space.min_layers, space.max_layers, space.min_width, space.max_width)
+    assert bounds == (1, 4, 16, 128)
+    for t in study.trials:
+        assert t.distributions["arch_n_hidden"] == IntDistribution(1, 4)
+        for k in range(t.params["arch_n_hidden"]):
+            assert t.distributions[f"arch_width_{k}"] == IntDistribution(16, 128, log=True)
     for widths, activation in archs:
         hidden = widths[1:-1]
-        assert space.min_layers <= len(hidden) <= space.max_layers
-        assert all(space.min_width <= w <= space.max_width for w in hidden)
+        assert 1 <= len(hidden) <= 4
+        assert all(16 <= w <= 128 for w in hidden)
         assert activation in SPACE["activations"]
     ops = {t.system_attrs.get("optuna_evo:arch_mutation") for t in study.trials} - {None}
     assert {"add_layer", "remove_layer", "change_width", "change_activation"} <= ops
@@ -113,32 +123,49 @@ def test_an_enqueued_agent_keeps_the_architecture_it_ran() -> None:
     assert _architectures(study)[elites[0].number] == ((20, 40, 48, 56, 3), "tanh")
 
 
+def _value(trial: FrozenTrial) -> float:
+    assert trial.value is not None
+    return trial.value
+
+
 def test_rank_scaled_mutation_mutates_the_worst_agents_more() -> None:
     def objective(trial: optuna.Trial) -> float:
         return sum((trial.suggest_float(f"x{i}", -1, 1) - 0.5) ** 2 for i in range(12))
 
+    worst, best = 1.0, 0.1
     sampler = MAGESampler(
         population_size=10,
         n_elites=0,
         mutation_prob=1.0,
-        rank_factor=(1.0, 0.1),
+        rank_factor=(worst, best),
         tournament_size=1,  # parents of every rank
         seed=0,
     )
     study = optuna.create_study(sampler=sampler)
     study.optimize(objective, n_trials=200)
-    by_id = {t._trial_id: t for t in study.trials}
-    strong, weak = [], []
+    changed_by_rank: dict[int, list[float]] = {}
     for t in study.trials:
         info = optuna_evo.lineage(t, study)
+        assert info is not None
         if info.role != "mutant":
             continue
-        parent = by_id[info.parent_ids[0]]
+        # The parent's rank in the population it was chosen from: fitness is the value alone
+        # (complexity_weight=0); ties (an unmutated copy) keep trial order, as rank_trials says.
+        population = sampler.get_parent_population(study, info.generation)
+        ranked = [p.number for p in sorted(population, key=lambda p: (_value(p), p.number))]
+        n = len(ranked)
+        (parent,) = optuna_evo.parents(t, study)
+        rank = ranked.index(parent.number)
+        # The documented schedule, written out: mutation_prob * (best + (worst - best) * r/(n-1)).
+        expected = 1.0 * (best + (worst - best) * rank / (n - 1))
+        assert t.system_attrs["optuna_evo:mutation_prob"] == pytest.approx(expected), t.number
         changed = np.mean([t.params[k] != parent.params[k] for k in t.params])
-        prob = t.system_attrs["optuna_evo:mutation_prob"]
-        (strong if prob < 0.4 else weak if prob > 0.7 else []).append(changed)
-    assert len(strong) > 10 and len(weak) > 10
-    assert np.mean(strong) < 0.4 < 0.7 < np.mean(weak)
+        changed_by_rank.setdefault(rank, []).append(float(changed))
+    top = [c for r in (0, 1, 2) for c in changed_by_rank.get(r, [])]
+    bottom = [c for r in (7, 8, 9) for c in changed_by_rank.get(r, [])]
+    assert len(top) > 20 and len(bottom) > 20, changed_by_rank
+    # Expected shares 0.1-0.28 against 0.82-1.0 (seeded: 0.17 and 0.85).
+    assert np.mean(top) < 0.3 < 0.7 < np.mean(bottom), (np.mean(top), np.mean(bottom))
 
 
 def test_rank_factor_is_linear() -> None:

@@ -129,10 +129,21 @@ def test_mlp_task_custom_architecture_fn() -> None:
         return Architecture([8, width, width, 3], "silu", skips=[(0, 2)])
 
     study = optuna.create_study()
+    # A fixed, trainable configuration: the checks below read what training did.
+    config = {"width": 16, "optimizer": "adam", "lr": 0.03, "batch_size": 32}
+    study.enqueue_trial(config | {"weight_decay": 1e-6})
     study.optimize(synthetic_task(architecture_fn=arch_fn), n_trials=1)
     trial = study.trials[0]
-    assert trial.state == TrialState.COMPLETE
+    assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
+    arch = Architecture([8, 16, 16, 3], "silu", skips=[(0, 2)])
+    assert Architecture.from_dict(trial.user_attrs["architecture"]) == arch
     assert trial.user_attrs["architecture"]["skips"] == [[0, 2]]
+    # The trained model is the one the function returned, not some other network.
+    assert trial.user_attrs["n_params"] == MLP(arch).n_params
+    # And it learned: the validation loss fell and accuracy is far above chance (1/3).
+    losses = [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
+    assert len(losses) == 2 and losses[-1] < losses[0]
+    assert trial.user_attrs["val_accuracy"] > 0.7
 
     bad = synthetic_task(architecture_fn=lambda trial: Architecture([784, 10, 3], "relu"))
     with pytest.raises(ValueError, match="must start with 8"):

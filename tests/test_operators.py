@@ -62,13 +62,21 @@ def test_operators_stay_inside_and_native(dist) -> None:
 
 
 @pytest.mark.parametrize("dist", DISTRIBUTIONS[:-1])
-def test_sample_uniform_reaches_both_ends(dist) -> None:
+def test_sample_uniform_reaches_both_ends(dist: FloatDistribution | IntDistribution) -> None:
     rng = np.random.RandomState(1)
     xs = [to_internal(dist, sample_uniform(dist, rng)) for _ in range(4000)]
-    lo, hi = min(xs), max(xs)
-    span = to_internal(dist, dist.high) - to_internal(dist, dist.low)
-    assert lo - to_internal(dist, dist.low) < 0.05 * span
-    assert to_internal(dist, dist.high) - hi < 0.35 * span  # step grids may stop short
+    low, high = to_internal(dist, dist.low), to_internal(dist, dist.high)
+    if dist.step is not None and not dist.log:
+        # A grid (ints included): every point up to low + floor((high - low) / step) * step,
+        # about 20 draws each for the 205 points of the finest grid.
+        n_max = math.floor((dist.high - dist.low) / dist.step + 1e-9)
+        assert {round((x - low) / dist.step) for x in xs} == set(range(n_max + 1))
+        assert max(xs) == pytest.approx(dist.low + n_max * dist.step)
+    else:
+        # Continuous (internal) coordinates: the outer 5 % at each end holds ~200 draws.
+        span = high - low
+        assert min(xs) - low < 0.05 * span
+        assert high - max(xs) < 0.05 * span
 
 
 def test_from_internal_clamps_log_lower_bound() -> None:

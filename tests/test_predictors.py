@@ -220,12 +220,23 @@ def test_crossover_and_mutation_stay_in_gene_space() -> None:
     assert len(set(children)) > 90  # they vary
     assert a.mutate(rng, 0.0) == a
     assert a.crossover(a, rng) == a  # BLX-α of equal parents is that parent
+    # Without mutation, BLX-0.5 draws from [lo - d/2, hi + d/2] (d = hi - lo) in each gene's
+    # internal coordinate (log for ``horizon``), clamped to GENE_SPACE, which only pulls a value
+    # inwards. The slack is the stored rounding alone: to the nearest integer for ``window``,
+    # to 6 decimals (at most 5e-7; in log space 5e-7 / 0.25 at the smallest horizon) otherwise.
+    slack = {name: 5e-7 for name in GENE_SPACE} | {"window": 0.5, "horizon": 5e-7 / 0.25}
     genes_a, genes_b = a.genes(), b.genes()
-    # Without mutation, BLX-0.5 stays within the parents' interval widened by half its size.
+    reach: list[float] = []  # how far outside the parents' interval, in units of d
     for child in (a.crossover(b, rng) for _ in range(50)):
         for name, value in child.genes().items():
-            lo, hi = sorted((genes_a[name], genes_b[name]))
-            assert lo - 0.5 * (hi - lo) - 1.0 <= value <= hi + 0.5 * (hi - lo) + 1.0
+            x, lo, hi = value, *sorted((genes_a[name], genes_b[name]))
+            if name == "horizon":
+                x, lo, hi = math.log(x), math.log(lo), math.log(hi)
+            d = hi - lo
+            assert lo - 0.5 * d - slack[name] <= x <= hi + 0.5 * d + slack[name], (name, value)
+            if name != "window" and d > 0.1:
+                reach.append(max(lo - x, x - hi, 0.0) / d)
+    assert max(reach) > 0.4  # the widening is used: more than BLX-0.4 (or plain interval)
 
 
 # -- fitness ---------------------------------------------------------------------------------
