@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+import re
 
 import numpy as np
 import optuna
@@ -229,8 +230,11 @@ def test_complexity_penalised_fitness(direction: str) -> None:
     ],
 )
 def test_bad_arguments(kwargs: dict, argument: str) -> None:
-    with pytest.raises(ValueError, match=argument):
+    with pytest.raises(ValueError, match=argument) as info:
         MAGESampler(**kwargs)
+    # Every message names the argument in backticks and the rule it broke.
+    message = str(info.value)
+    assert message.startswith("`") and re.search(r" must |is required|allowed: ", message)
 
 
 def test_rank_factor_may_be_a_numpy_pair() -> None:
