@@ -244,16 +244,24 @@ def run_workers(
     assert not errors, "\n\n".join(errors)
 
 
-def assert_consistent_lineage(study: optuna.Study, min_generations: int = 2) -> None:
-    """Every lineage refers to finished parents of an earlier generation, and no generation
-    copies one elite twice."""
+def assert_consistent_lineage(
+    study: optuna.Study, min_generations: int = 2, min_bred_fraction: float = 0.75
+) -> None:
+    """Every lineage refers to finished parents of an earlier generation, no generation copies
+    one elite twice, and evolution really happened.
+
+    At least ``min_generations`` generations exist, and in every generation after the first
+    at least ``min_bred_fraction`` of the trials (enqueued ones aside) were bred: an elite,
+    child or mutant with parents. Generation labels and well-formed parents alone would pass
+    a sampler that never breeds (random search in numbered generations).
+    """
     trials = {t._trial_id: t for t in study.get_trials(deepcopy=False)}
-    generations = set()
     elites: set[tuple[int, tuple[int, ...]]] = set()
+    # generation -> [bred trials, trials] (enqueued ones aside)
+    counts: dict[int, list[int]] = {}
     for t in trials.values():
         info = optuna_evo.lineage(t, study)
         assert info is not None, f"trial {t.number} has no lineage"
-        generations.add(info.generation)
         assert t.user_attrs["optuna_evo:generation"] == info.generation
         for pid, number in zip(info.parent_ids, info.parent_numbers):
             parent: FrozenTrial = trials[pid]
@@ -269,7 +277,17 @@ def assert_consistent_lineage(study: optuna.Study, min_generations: int = 2) -> 
             assert info.parent_ids
         else:
             assert not info.parent_ids
-    assert len(generations) >= min_generations, generations
+        count = counts.setdefault(info.generation, [0, 0])
+        if info.role != "enqueued":
+            count[0] += info.role != "random"
+            count[1] += 1
+    assert len(counts) >= min_generations, sorted(counts)
+    # Every caller's run (faults, pruning, threads, 2-4 worker processes) bred every trial of
+    # every later generation at writing: the default leaves room for a lost race or two.
+    fractions = {g: bred / total for g, (bred, total) in sorted(counts.items()) if g and total}
+    assert fractions and min(fractions.values()) >= min_bred_fraction, (
+        f"bred fraction per generation: {fractions}"
+    )
 
 
 class TowardsLow(BaseMutation):

@@ -693,25 +693,55 @@ def test_pickles_and_continues_identically() -> None:
     assert [t.params for t in study.trials[-6:]] == [t.params for t in twin.trials[-6:]]
 
 
-def test_stored_females_beat_last_value_on_held_out_curves() -> None:
-    """The study's best stored female ranks 200 unseen configurations better than the last
-    value after 8 of 40 reports does."""
+def test_evolved_females_beat_the_default_at_fitness_on_held_out_curves() -> None:
+    """Evolution makes and keeps new females, and the study's best one generalises.
+
+    The built-in default is a candidate of every generation and alone beats the "last value"
+    baseline on these curves, so beating that baseline shows nothing about evolution. Checked
+    instead: the best stored female is a genome bred in the run (neither the default nor a
+    random one of generation 0) that beat the default on the training curves, and on 200
+    unseen configurations it beats the default at the fitness it was selected for (rank
+    correlation minus half the normalised error) and "last value" at rank correlation.
+    Not claimed: a better rank correlation than the default's; at writing the best female's
+    was 0.956, 0.987 and 0.954 against the default's 0.959 (fitness 0.857, 0.934, 0.795
+    against 0.728; "last value" ρ 0.919).
+    """
     rng = np.random.RandomState(123)
     held_out = []
     for i in range(200):
         x, lr = rng.uniform(-2, 2), math.exp(rng.uniform(math.log(1e-3), 0.0))
         values, final = synthetic_curve(x, lr, 10_000 + i)
         held_out.append(MaleCurve.from_arrays(np.arange(1, N_REPORTS + 1), values, final))
-    last = evaluate_female(FemaleGenome.last_value(), held_out, 8).rho
+    last = evaluate_female(FemaleGenome.last_value(), held_out, 8)
+    default = evaluate_female(DEFAULT_FEMALE, held_out, 8)
     gains = []
     for seed in range(3):
-        population = load_females(_run(60, population_size=10, seed=seed))
+        study = _run(60, population_size=10, seed=seed)
+        population = load_females(study)
         assert population is not None and population.scored
-        rho = evaluate_female(population.members[0].genome, held_out, 8).rho
-        assert rho > last, (seed, rho, last)  # type: ignore[operator]
-        gains.append(rho - last)  # type: ignore[operator]
+        best = population.members[0]
+        gen0 = {
+            trial_female(t) for t in study.trials if t.user_attrs["optuna_evo:generation"] == 0
+        }
+        assert best.trial is not None and best.genome != DEFAULT_FEMALE
+        assert best.genome not in gen0, seed
+        assert len(study.trials[best.trial].system_attrs[FEMALE_PARENTS_KEY]) == 2
+        # It out-scored the default on the curves it was selected on (every earlier male).
+        males = [
+            MaleCurve.from_arrays(
+                list(t.intermediate_values),
+                list(t.intermediate_values.values()),
+                t.value,  # type: ignore[arg-type]
+            )
+            for t in _finished_before(study, population.generation)
+        ]
+        assert evaluate_female(best.genome, males, 8).fitness == best.fitness
+        assert best.fitness > evaluate_female(DEFAULT_FEMALE, males, 8).fitness  # type: ignore[operator]
+        unseen = evaluate_female(best.genome, held_out, 8)
+        assert unseen.fitness > default.fitness, (seed, unseen, default)  # type: ignore[operator]
+        assert unseen.rho > last.rho, (seed, unseen, last)  # type: ignore[operator]
+        gains.append(unseen.rho - last.rho)  # type: ignore[operator]
     assert np.mean(gains) > 0.02, gains
-    print(f"held-out rank correlation: last value {last:.3f}, gains {np.round(gains, 3)}")
 
 
 def test_females_survive_a_restart(tmp_path) -> None:
@@ -723,12 +753,26 @@ def test_females_survive_a_restart(tmp_path) -> None:
     def storage() -> optuna.storages.BaseStorage:
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
 
+    # Stopped mid-generation 2: its stored females must parent the rest of it.
     study = optuna.create_study(
         study_name="g", storage=storage(), sampler=_sampler(seed=1, early_steps=4)
     )
-    study.optimize(short, n_trials=24)
-    before = {g: load_females(study, g) for g in stored_female_generations(study)}
-    assert len(before) >= 2
+    study.optimize(short, n_trials=20)
+    assert stored_female_generations(study) == [1, 2]
+    # Recomputing gives back what was stored, so store another valid population (females of
+    # generation 1 that did not make it) to tell a read from a recomputation.
+    stored = study._storage.get_study_system_attrs(study._study_id)[females_key(2)]
+    ours = {m["trial"] for m in stored["members"]}
+    others = [t for t in study.trials[8:16] if t.number not in ours][:3]
+    members = [
+        {"trial": t.number, "genome": t.system_attrs[FEMALE_KEY], "fitness": None} for t in others
+    ]
+    study._storage.set_study_system_attr(
+        study._study_id, females_key(2), {**stored, "members": members}
+    )
+    before = {g: load_females(study, g) for g in (1, 2)}
+    planted = {t.number for t in others}
+    assert len(planted) == 3 and {m.trial for m in before[2].members} == planted  # type: ignore[union-attr]
     del study
 
     # A new process would see only the storage: a fresh sampler object with another seed.
@@ -738,18 +782,17 @@ def test_females_survive_a_restart(tmp_path) -> None:
     sampler = restarted.sampler
     assert isinstance(sampler, GenderSampler)
     for g, population in before.items():
-        assert load_females(restarted, g) == population
         assert sampler.female_population(restarted, g) == population  # read, not recomputed
     restarted.optimize(short, n_trials=16)
     after = {g: load_females(restarted, g) for g in stored_female_generations(restarted)}
     assert {g: after[g] for g in before} == before
     assert max(after) > max(before)
-    # The new generations' females descend from the stored ones.
-    first_new = min(set(after) - set(before))
-    stored_numbers = {m.trial for p in before.values() for m in p.members}
-    carried = {t.number for t in restarted.trials if t.number < 24}
-    new_members = {m.trial for m in after[first_new].members}  # type: ignore[union-attr]
-    assert new_members <= stored_numbers | carried | {None}
+    # The rest of generation 2 bred from the planted females.
+    rest = [t for t in restarted.trials[20:] if t.user_attrs["optuna_evo:generation"] == 2]
+    assert len(rest) == 4
+    for t in rest:
+        parents = t.system_attrs[FEMALE_PARENTS_KEY]
+        assert len(set(parents)) == 2 and set(parents) <= planted, (t.number, parents)
 
 
 @pytest.mark.parametrize("kind", STORAGE_KINDS)
@@ -785,15 +828,24 @@ def test_two_processes_share_one_female_population(kind: str, tmp_path) -> None:
     generations = stored_female_generations(study)
     assert len(generations) >= 2
     by_number = {t.number: t for t in trials}
+    attrs = study._storage.get_study_system_attrs(study._study_id)
     for t in trials:
         info = optuna_evo.lineage(t, study)
-        assert FEMALE_KEY in t.system_attrs
-        for number in t.system_attrs[FEMALE_PARENTS_KEY]:
+        assert info is not None and FEMALE_KEY in t.system_attrs
+        female_parents = t.system_attrs[FEMALE_PARENTS_KEY]
+        for number in female_parents:
             if number is not None:
                 parent = by_number[number]
                 assert optuna_evo.lineage(parent, study).generation < info.generation
         if info.generation > 0:
-            assert info.generation in generations
+            # Bred from the populations both processes share: the stored top males and
+            # females of its generation, whichever process stored them.
+            top_males = attrs[f"GenderSampler:parent:{info.generation}"]
+            assert info.role == "child" and set(info.parent_ids) <= set(top_males)
+            population = load_females(study, info.generation)
+            assert population is not None
+            assert len(set(female_parents)) == 2
+            assert set(female_parents) <= {m.trial for m in population.members}, t.number
     for g in generations:
         for member in load_females(study, g).members:  # type: ignore[union-attr]
             if member.trial is not None:
@@ -811,12 +863,46 @@ def test_threads_share_one_sampler() -> None:
     assert_consistent_lineage(study, min_generations=3)
 
 
-def test_with_pruner_pruned_males_still_breed() -> None:
-    study = _run(48, pruner=LearningCurvePruner())
+class _StopsEveryThirdHalfway(optuna.pruners.BasePruner):
+    """Stops every third trial at step 20 of 40, whatever its curve (a budget cut-off)."""
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return trial.number % 3 == 1 and max(trial.intermediate_values) >= 20
+
+
+@pytest.mark.parametrize(
+    "pruner, speed_weight",
+    [
+        # Ranked by predicted final alone: pruned trials whose curves the female predicts to
+        # end well rank among the COMPLETE ones.
+        (_StopsEveryThirdHalfway, 0.0),
+        # Fast starters that the pruner stopped for a high predicted plateau still rank by
+        # their early speed.
+        (LearningCurvePruner, 0.5),
+    ],
+    ids=["budget", "learning-curve"],
+)
+def test_with_pruner_pruned_males_still_breed(
+    pruner: type[optuna.pruners.BasePruner], speed_weight: float
+) -> None:
+    study = _run(48, pruner=pruner(), speed_weight=speed_weight)
     states = [t.state for t in study.trials]
     assert TrialState.PRUNED in states and TrialState.COMPLETE in states
     assert_consistent_lineage(study, min_generations=4)
     assert load_females(study).scored  # type: ignore[union-attr]
+    pruned = {t._trial_id for t in study.trials if t.state == TrialState.PRUNED}
+    # Stored as a parent population, and bred from.
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    top_males = {
+        i
+        for key, ids in attrs.items()
+        if re.fullmatch(r"GenderSampler:parent:\d+", key)
+        for i in ids
+    }
+    assert top_males & pruned
+    assert any(
+        p.state == TrialState.PRUNED for t in study.trials for p in optuna_evo.parents(t, study)
+    )
 
 
 # -- plot ---------------------------------------------------------------------------------
@@ -838,15 +924,20 @@ def test_plot_predictor_accuracy() -> None:
             for t in study.trials
             if optuna_evo.lineage(t, study).generation == g and t.state == TrialState.COMPLETE
         ]
-        assert sorted(trace.x) == sorted(t.value for t in members)
         genome = load_females(study, g).best  # type: ignore[union-attr]
-        first = min(members, key=lambda t: t.number)
-        steps = sorted(first.intermediate_values)[:8]
-        expected = genome.predict(steps, [first.intermediate_values[s] for s in steps], 40)  # type: ignore[union-attr]
-        assert trace.y[0] == pytest.approx(expected)
+        assert genome is not None
+        expected: dict[str, tuple[float | None, float]] = {}
+        for t in members:
+            steps = sorted(t.intermediate_values)[:8]
+            early = [t.intermediate_values[s] for s in steps]
+            expected[f"Trial {t.number}"] = (t.value, genome.predict(steps, early, N_REPORTS))
+        # Every point: its trial's actual final value against the best female's prediction.
+        assert sorted(trace.text) == sorted(expected)
+        for text, x, y in zip(trace.text, trace.x, trace.y):
+            assert (x, y) == pytest.approx(expected[text]), text
     assert figure.data[-1].mode == "lines"  # the diagonal
     only = plot_predictor_accuracy(study, generations=[2])
-    assert len(only.data) == 2
+    assert len(only.data) == 2 and only.data[0].name.startswith("Generation 2 (")
 
 
 def test_plot_predictor_accuracy_empty() -> None:
