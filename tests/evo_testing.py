@@ -9,6 +9,7 @@ from datetime import timedelta
 import os
 from pathlib import Path
 import random
+import re
 import shutil
 import socket
 import string
@@ -288,6 +289,13 @@ def assert_consistent_lineage(
     assert fractions and min(fractions.values()) >= min_bred_fraction, (
         f"bred fraction per generation: {fractions}"
     )
+
+
+def assert_names_rule(error: BaseException) -> None:
+    """An argument error states the rule that was broken (``must ...``, ``needs ...``,
+    ``is required`` or the allowed choices), besides the argument ``match=`` looks for."""
+    message = str(error)
+    assert re.search(r" must | needs |is required|allowed: ", message), message
 
 
 class TowardsLow(BaseMutation):

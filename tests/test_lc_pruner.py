@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 
+from evo_testing import assert_names_rule
 import numpy as np
 import optuna
 from optuna.exceptions import ExperimentalWarning
@@ -88,8 +89,9 @@ def test_experimental_warning() -> None:
     ],
 )
 def test_bad_arguments(kwargs: dict, argument: str) -> None:
-    with pytest.raises(ValueError, match=argument):
+    with pytest.raises(ValueError, match=argument) as info:
         LearningCurvePruner(**kwargs)
+    assert_names_rule(info.value)
 
 
 @pytest.mark.parametrize(

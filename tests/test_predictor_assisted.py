@@ -16,6 +16,7 @@ import textwrap
 from typing import Any
 import uuid
 
+from evo_testing import assert_names_rule
 from evo_testing import run_workers
 from evo_testing import storage_for
 import numpy as np
@@ -185,8 +186,9 @@ def test_default_space_keeps_the_old_parameters() -> None:
     ],
 )
 def test_bad_genome_options(space: dict, argument: str) -> None:
-    with pytest.raises(ValueError, match=argument):
+    with pytest.raises(ValueError, match=argument) as info:
         ArchitectureSpace.from_dict(space)
+    assert_names_rule(info.value)
 
 
 # --- the MLP with skip / residual genes ---------------------------------------------------
@@ -912,8 +914,9 @@ def test_a_loose_guard_never_rejects() -> None:
     ],
 )
 def test_bad_assist_arguments(kwargs: dict, argument: str) -> None:
-    with pytest.raises(ValueError, match=argument):
+    with pytest.raises(ValueError, match=argument) as info:
         PredictorAssist(**kwargs)
+    assert_names_rule(info.value)
 
 
 def test_assist_options_are_stored_as_native_python_values() -> None:
@@ -940,8 +943,9 @@ def test_assist_options_are_stored_as_native_python_values() -> None:
     ],
 )
 def test_bad_sampler_arguments(make: object, argument: str) -> None:
-    with pytest.raises(ValueError, match=argument):
+    with pytest.raises(ValueError, match=argument) as info:
         make()  # type: ignore[operator]
+    assert_names_rule(info.value)
 
 
 def test_predictor_assist_is_experimental() -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 import json
 import math
 
+from evo_testing import assert_names_rule
 import numpy as np
 import optuna
 from optuna.study import StudyDirection
@@ -147,8 +148,9 @@ def test_genome_round_trips_through_json() -> None:
     ],
 )
 def test_bad_genome(kwargs: dict, argument: str) -> None:
-    with pytest.raises(ValueError, match=argument):
+    with pytest.raises(ValueError, match=argument) as info:
         FemaleGenome(**kwargs)
+    assert_names_rule(info.value)
 
 
 @pytest.mark.parametrize(
@@ -374,8 +376,9 @@ def test_speed_window_puts_step_grids_on_common_steps() -> None:
     ],
 )
 def test_early_speed_bad_arguments(call: Callable[[], object], argument: str) -> None:
-    with pytest.raises(ValueError, match=argument):
+    with pytest.raises(ValueError, match=argument) as info:
         call()
+    assert_names_rule(info.value)
 
 
 def test_trial_curve_keeps_steps_above_2_53() -> None:
