@@ -388,8 +388,12 @@ def test_suggest_architecture_with_any_sampler() -> None:
 
 
 def test_execution_details_and_csv(tmp_path: Path) -> None:
+    # Another study first in the same storage: trial ids are no longer trial numbers, and the
+    # parents column must show numbers.
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), 5)
     sampler = MAGESampler("multi", SPACE, population_size=4, seed=0)
-    study = optuna.create_study(sampler=sampler)
+    study = optuna.create_study(sampler=sampler, storage=storage)
     study.optimize(_arch_objective, n_trials=12)
     rows = optuna_evo.execution_details(study)
     assert [(r["generation"], r["agent"]) for r in rows[:5]] == [
@@ -411,6 +415,22 @@ def test_execution_details_and_csv(tmp_path: Path) -> None:
         read = list(csv.DictReader(f))
     assert len(read) == 12 and read[4]["role"] in ("elite", "mutant")
     assert float(read[0]["val_loss"]) == pytest.approx(rows[0]["val_loss"])
+    # Role and parents of every row are the trial's lineage, parents by trial number.
+    bred = 0
+    for row, written in zip(rows, read):
+        info = optuna_evo.lineage(study.trials[row["trial"]], study)
+        assert info is not None
+        numbers = [p.number for p in optuna_evo.parents(study.trials[row["trial"]], study)]
+        assert list(info.parent_numbers) == numbers
+        expected = " ".join(str(n) for n in numbers)
+        assert (row["role"], row["parents"]) == (info.role, expected)
+        assert (written["role"], written["parents"], written["trial"]) == (
+            info.role,
+            expected,
+            str(row["trial"]),
+        )
+        bred += bool(numbers)
+    assert bred == 8  # generations 1 and 2
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
 
 
