@@ -94,26 +94,60 @@ def _layers(arch: Architecture) -> list[tuple[int, str, str]]:
     return list(zip(arch.widths[1:-1], arch.activations, arch.blocks))
 
 
+def _random_wired(rng: np.random.RandomState) -> Architecture:
+    # Any valid skip edge (i, j), j >= i + 2, not only the space's k -> k + 2: long edges
+    # cross cuts and overshoot short children, which is where skip bookkeeping goes wrong.
+    n = int(rng.randint(1, 8))
+    edges = [(i, j) for i in range(n) for j in range(i + 2, n + 1) if rng.rand() < 0.35]
+    return Architecture(
+        [12, *(int(w) for w in rng.choice([8, 16, 32], n)), 3],
+        [str(v) for v in rng.choice(["relu", "tanh", "gelu"], n)],
+        dropout=float(rng.choice([0.0, 0.2])),
+        skips=edges,
+        blocks=[str(v) for v in rng.choice(["linear", "residual"], n)],
+    )
+
+
 def test_crossover_children_only_contain_parents_genes() -> None:
     space = ArchitectureSpace.from_dict(GENES)
     rng = np.random.RandomState(0)
-    mixed = 0
-    for _ in range(400):
-        first, second = _random_architecture(space, rng), _random_architecture(space, rng)
+    mixed = both = crossing = dropped = 0
+    for k in range(400):
+        # Alternate the space's genomes (what the samplers cross) with arbitrarily wired ones.
+        first, second = (
+            _random_architecture(space, rng) if k % 2 else _random_wired(rng) for _ in range(2)
+        )
         child, (a, b) = architecture_crossover(first, second, rng)
-        n = child.n_hidden
-        assert min(first.n_hidden, second.n_hidden) <= n <= max(first.n_hidden, second.n_hidden)
+        n_a, n_b, n = first.n_hidden, second.n_hidden, child.n_hidden
+        # The documented cut: c in 1 .. max(n_a, n_b) - 1, spliced at min(c, n) in each parent.
+        if max(n_a, n_b) >= 2:
+            assert any((a, b) == (min(c, n_a), min(c, n_b)) for c in range(1, max(n_a, n_b)))
+        assert n == a + n_b - b and min(n_a, n_b) <= n <= max(n_a, n_b)
         # Layer k is the first parent's layer k before the cut, else the second's, shifted.
         assert _layers(child) == _layers(first)[:a] + _layers(second)[b:]
+        # Each edge travels with its source layer; edges whose target overshoots the child's
+        # output layer are dropped. Exactly these: a lost (or invented) edge fails here.
         shift = a - b
-        for i, j in child.skips:
-            assert (i < a and (i, j) in first.skips) or (
-                i >= a and (i - shift, j - shift) in second.skips
-            ), (first, second, child)
-        assert (child.n_inputs, child.n_outputs) == (first.n_inputs, first.n_outputs)
-        if 0 < a < first.n_hidden or (a and b < second.n_hidden):
-            mixed += 1
-    assert mixed > 200  # most crossovers really combine both parents
+        from_first = {(i, j) for i, j in first.skips if i < a and j <= n}
+        from_second = {
+            (i + shift, j + shift) for i, j in second.skips if i >= b and j + shift <= n
+        }
+        assert set(child.skips) == from_first | from_second, (first, second, child, (a, b))
+        assert (child.n_inputs, child.n_outputs, child.dropout) == (
+            first.n_inputs,
+            first.n_outputs,
+            first.dropout,
+        )
+        mixed += 0 < a < n_a or (a > 0 and b < n_b)
+        both += bool(from_first and from_second)
+        crossing += any(j > a for _, j in from_first)
+        dropped += any(i < a and j > n for i, j in first.skips) or any(
+            i >= b and j + shift > n for i, j in second.skips
+        )
+    # Measured at writing (seed 0): mixed 383, both 44, crossing 75, dropped 88.
+    assert mixed > 300  # most crossovers really combine both parents
+    assert both >= 30  # children holding skip edges of both parents
+    assert crossing >= 40 and dropped >= 40  # both edge rules are exercised
 
 
 def test_crossover_keeps_the_first_parent_when_there_is_no_interior_cut() -> None:
@@ -388,21 +422,6 @@ def test_surrogate_assisted_ga_beats_the_same_ga_at_equal_evaluations(direction:
     assert statistics.median(assisted) < 0.5 * statistics.median(plain), (plain, assisted)
 
 
-def test_exploration_rate_keeps_random_candidates() -> None:
-    def explored(rate: float) -> list[bool]:
-        assist = PredictorAssist(n_candidates=4, min_trials=4, exploration_rate=rate)
-        study = optuna.create_study(
-            sampler=GeneticSampler(population_size=4, assist=assist, seed=0)
-        )
-        study.optimize(get_problem("sphere").objective, n_trials=30)
-        records = _records(study)
-        return [r["explored"] for r in records if r["predicted"] is not None]
-
-    assert not any(explored(0.0))
-    always = explored(1.0)
-    assert always and all(always)
-
-
 class _SpySurrogate(BaseSurrogate):
     """A scripted surrogate over one parameter ``x`` in [0, 1] that records what it is given.
 
@@ -430,6 +449,76 @@ class _SpyModel(SurrogateModel):
         u = x[:, 0].copy()
         self.owner.predicted.append(u)
         return self.owner.mean_sign * u, u
+
+
+def _exploration_choices(n_trials: int, **options: Any) -> list[tuple[np.ndarray, float, bool]]:
+    """``(pool, kept, explored)`` of every surrogate-scored choice of a seeded study.
+
+    The spy predicts ``mean = x`` (kappa=0: the best-scored candidate is the pool's lowest
+    ``x``); reset mutation at rate 1 makes each pool ``n_candidates`` distinct uniform draws.
+    ``_choose`` is wrapped only to see the pool it is offered; what was kept is read back from
+    the trial's record (its predicted mean is the kept ``x``).
+    """
+    from optuna_evo.samplers import _population
+
+    pools: list[np.ndarray] = []
+    real_choose = _population._choose
+
+    def spy_choose(pool: list[Candidate], scorer: Any, rate: float, rng: Any) -> Any:
+        if scorer is not None:
+            pools.append(np.array([c.params["x"] for c in pool]))
+        return real_choose(pool, scorer, rate, rng)
+
+    assist = PredictorAssist(
+        n_candidates=6,
+        surrogate=_SpySurrogate(),
+        kappa=0.0,
+        min_trials=4,
+        deduplicate=False,
+        **options,
+    )
+    sampler = GeneticSampler(
+        population_size=4, mutation="reset", mutation_prob=1.0, assist=assist, seed=0
+    )
+    study = optuna.create_study(sampler=sampler)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_population, "_choose", spy_choose)
+        study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=n_trials)
+    records = [r for r in _records(study) if r["predicted"] is not None]
+    # No cache and no guard: one choice per assisted trial, in trial order.
+    assert len(pools) == len(records) >= n_trials - 6
+    assert all(len(set(pool)) == 6 for pool in pools)
+    return [(pool, r["predicted"], r["explored"]) for pool, r in zip(pools, records)]
+
+
+def _within_binomial(count: int, n: int, p: float) -> bool:
+    # Four standard deviations: seeded runs are deterministic, and a fair stream stays inside.
+    return abs(count - n * p) <= 4 * math.sqrt(n * p * (1 - p))
+
+
+def test_exploration_rate_keeps_random_candidates() -> None:
+    assert PredictorAssist().exploration_rate == 0.1  # the documented default
+    for rate, n_trials in [(0.0, 40), (1.0, 60), (0.3, 120), (None, 120)]:
+        options = {} if rate is None else {"exploration_rate": rate}
+        choices = _exploration_choices(n_trials, **options)
+        n, explored, not_best = len(choices), 0, 0
+        kept_at: set[int] = set()  # pool positions an explored choice kept
+        for pool, kept, flag in choices:
+            at = int(np.argmin(np.abs(pool - kept)))
+            assert pool[at] == pytest.approx(kept, abs=1e-12)  # a candidate of the pool
+            if flag:
+                explored += 1
+                not_best += int(kept > pool.min())
+                kept_at.add(at)
+            else:  # exploiting keeps the best-scored candidate
+                assert kept == pytest.approx(pool.min(), abs=1e-12)
+        p = 0.1 if rate is None else rate
+        assert _within_binomial(explored, n, p), (rate, explored, n)
+        # An explored candidate is uniform over the pool: the best one only 1/6 of the time.
+        assert _within_binomial(not_best, explored, 5 / 6), (rate, not_best, explored)
+        if rate == 1.0:
+            assert explored == n and kept_at == set(range(6)), kept_at  # every position kept
+    # Measured at writing: explored 0/36, 56/56, 34/116, 11/116; of those not best 48, 27, 9.
 
 
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
