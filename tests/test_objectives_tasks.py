@@ -17,14 +17,18 @@ import pytest
 import torch
 
 from optuna_evo.architecture import Architecture
+from optuna_evo.objectives import tasks as tasks_module
 from optuna_evo.objectives.data import default_device
+from optuna_evo.objectives.data import make_synthetic
 from optuna_evo.objectives.models import MLP
 from optuna_evo.objectives.models import CharTransformer
 from optuna_evo.objectives.tasks import CharLM
 from optuna_evo.objectives.tasks import FashionMNISTCNN
 from optuna_evo.objectives.tasks import MLPTask
 from optuna_evo.objectives.tasks import char_lm_heads
+from optuna_evo.objectives.train import TrainConfig
 from optuna_evo.objectives.train import TrainingFailed
+from optuna_evo.objectives.train import TrainResult
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -101,6 +105,93 @@ def test_same_trial_number_same_result() -> None:
         values.append([t.value for t in study.trials])
     assert values[0] == values[1]
     assert values[0][0] != values[0][1]
+
+
+def test_each_trial_trains_with_seed_plus_its_number() -> None:
+    # Identical parameters in every trial: only the per-trial seed can tell them apart.
+    params = {"n_layers": 1, "width_0": 64, "activation": "relu", "dropout": 0.0}
+    params |= {"optimizer": "adam", "lr": 0.01, "batch_size": 64, "weight_decay": 1e-6}
+    synthetic = SYNTHETIC | {"seed": 0}  # the same data whatever the task's base seed
+
+    def values(seed: int, n_trials: int) -> list[float | None]:
+        study = optuna.create_study()
+        for _ in range(n_trials):
+            study.enqueue_trial(params)
+        task = MLPTask("synthetic", device="cpu", epochs=1, seed=seed, synthetic_kwargs=synthetic)
+        study.optimize(task, n_trials=n_trials)
+        return [t.value for t in study.trials]
+
+    base_0 = values(0, 3)
+    assert len(set(base_0)) == 3
+    # Trial 2 of base seed 0 trains exactly like trial 0 of base seed 2.
+    assert values(2, 1) == base_0[2:]
+
+
+def _capture_train_configs(monkeypatch: pytest.MonkeyPatch) -> list[TrainConfig]:
+    """Replace the tasks' ``train`` by a stub that records its config and trains nothing."""
+    configs: list[TrainConfig] = []
+
+    def fake_train(
+        model: torch.nn.Module,
+        data: object,
+        config: TrainConfig,
+        trial: object = None,
+        task: str | None = None,
+    ) -> TrainResult:
+        configs.append(config)
+        return TrainResult(
+            val_loss=1.0,
+            best_val_loss=1.0,
+            val_accuracy=None,
+            train_loss=1.0,
+            steps=1,
+            epochs=1.0,
+            train_seconds=0.0,
+            train_only_seconds=0.0,
+            samples_per_s=0.0,
+            tokens_per_s=None,
+            n_params=0,
+            stopped_by="max_steps",
+        )
+
+    monkeypatch.setattr(tasks_module, "train", fake_train)
+    return configs
+
+
+def test_tasks_train_with_their_documented_schedules_and_seeds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    configs = _capture_train_configs(monkeypatch)
+    # Base seed 3, trial number 4: every task trains with seed 7.
+    cnn = FashionMNISTCNN(device="cpu", epochs=3, seed=3, c1=4, c2=4, hidden=8)
+    # No training happens, so stand-in data spare the test the FashionMNIST files.
+    cnn._data = make_synthetic(n=100, n_features=784, n_classes=10, device="cpu")
+    cnn(optuna.trial.FixedTrial({"lr": 0.01, "momentum": 0.5, "weight_decay": 0.0}, number=4))
+    (config,) = configs
+    # The seed paper: SGD, batch 64, StepLR with gamma 0.7 every epoch (step_size None).
+    assert (config.optimizer, config.batch_size, config.epochs) == ("sgd", 64, 3)
+    assert (config.scheduler, config.step_gamma, config.step_size) == ("step", 0.7, None)
+    assert config.seed == 7
+
+    mlp = synthetic_task(epochs=3, seed=3)
+    params = {"n_layers": 1, "width_0": 64, "activation": "relu", "dropout": 0.0}
+    params |= {"optimizer": "adam", "lr": 0.01, "batch_size": 64, "weight_decay": 1e-6}
+    mlp(optuna.trial.FixedTrial(params, number=4))
+    config = configs[-1]
+    # Cosine over the whole run: the epochs are its horizon, no warmup.
+    assert (config.scheduler, config.epochs, config.max_steps) == ("cosine", 3, None)
+    assert config.warmup_steps == 0 and config.seed == 7
+
+    lm = CharLM(synthetic_text(tmp_path), device="cpu", max_steps=300, block_size=32, seed=3)
+    params = {"n_layer": 2, "n_head": 2, "n_embd": 64, "lr": 1e-3, "batch_size": 16}
+    lm(optuna.trial.FixedTrial(params | {"dropout": 0.0}, number=4))
+    config = configs[-1]
+    # nanoGPT's shakespeare_char: AdamW, clipping at 1, warmup then cosine down to lr / 10.
+    assert (config.optimizer, config.betas, config.weight_decay) == ("adamw", (0.9, 0.99), 0.1)
+    assert (config.scheduler, config.max_steps, config.min_lr_ratio) == ("cosine", 300, 0.1)
+    assert config.warmup_steps == lm.warmup_steps == 30
+    assert config.grad_clip == 1.0 and config.seed == 7
+    assert len(configs) == 3
 
 
 def test_mlp_task_default_space_and_attrs() -> None:

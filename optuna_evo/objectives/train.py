@@ -354,6 +354,11 @@ def release_memory(device: torch.device | str | None = None) -> None:
         torch.cuda.empty_cache()
 
 
+def resolve_amp(amp: bool | None, device: torch.device) -> bool:
+    """Whether :func:`train` runs under bf16 autocast: ``amp`` if set, else only on CUDA."""
+    return bool(amp) if amp is not None else device.type == "cuda"
+
+
 def make_optimizer(
     model: nn.Module, config: TrainConfig, device: torch.device | None = None
 ) -> torch.optim.Optimizer:
@@ -551,7 +556,7 @@ class _Run:
         self.scheduler = make_scheduler(
             self.optimizer, config, self.steps_per_epoch, self.total_steps
         )
-        use_amp = config.amp if config.amp is not None else device.type == "cuda"
+        use_amp = resolve_amp(config.amp, device)
         self.autocast: Callable[[], contextlib.AbstractContextManager[Any]] = (
             (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16))
             if use_amp
