@@ -264,6 +264,37 @@ def test_seed_ga_benchmark_quick_reports_runs_and_samplers(tmp_path: Path) -> No
     assert "Goal: GeneticSampler's median best" in report
 
 
+def test_seed_ga_report_of_part_2_only_and_some_samplers(tmp_path: Path) -> None:
+    import argparse
+
+    from benchmarks import seed_ga_fashion_mnist as seed_ga
+
+    jobs = seed_ga.comparison_jobs(30, [0, 1], ["NSGAIISampler", "GeneticSampler"])
+    assert [(j.sampler, j.seed) for j in jobs] == [
+        ("GeneticSampler", 0),
+        ("GeneticSampler", 1),
+        ("NSGAIISampler", 0),
+        ("NSGAIISampler", 1),
+    ]
+    # NSGA-II breeds within the budget: its population is GeneticSampler's, not Optuna's 50.
+    assert seed_ga.COMPARED["NSGAIISampler"](0)._population_size == 10 == seed_ga.GA_POPULATION
+    args = argparse.Namespace(
+        out=tmp_path / "r.md", max_train=100, max_val=50, epochs=1, jobs=1, budget=3, seeds=[0]
+    )
+
+    def row(best: float) -> dict[str, object]:
+        return {"best": best, "train_s": 1.0, "failed": 0, "curve": [best / 2, best, best]}
+
+    text = seed_ga.write_report(args, "CPU", [], {"NSGAIISampler": [row(0.7)]}, 5.0)
+    assert "Not run (`--skip-paper`)." in text and "| Run |" not in text
+    assert "Goal:" not in text  # no GeneticSampler to compare
+    rows = _table_rows(text, "| Sampler | Median best val accuracy |")
+    assert [r[0] for r in rows] == ["NSGAIISampler"] and rows[0][1] == "0.7000"
+    both = {"GeneticSampler": [row(0.75)], "TPESampler": [row(0.8)]}
+    text = seed_ga.write_report(args, "CPU", [], both, 5.0)
+    assert "at least as good as none of TPESampler." in text
+
+
 def test_predictor_assisted_benchmark_quick_reports_both_arms(tmp_path: Path) -> None:
     """``benchmarks/predictor_assisted.py --quick`` on the real FashionMNIST files."""
     from benchmarks import predictor_assisted
