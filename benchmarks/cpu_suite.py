@@ -50,6 +50,7 @@ from optuna.samplers import BaseSampler
 if __package__ in (None, ""):  # run as ``python benchmarks/cpu_suite.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._common import GA_VARIANT_KWARGS  # noqa: E402
 from benchmarks._common import cpu_model  # noqa: E402
 from benchmarks._common import save_report  # noqa: E402
 from benchmarks.problems import PROBLEMS  # noqa: E402
@@ -62,12 +63,6 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "cpu_suite.md"
 
 GA_DEFAULT = "GeneticSampler"
 GA_VARIANT = "GeneticSampler [variant]"
-VARIANT_KWARGS: dict[str, Any] = {
-    "crossover": "blend",
-    "mutation": "gaussian",
-    "mutation_sigma": 0.05,
-}
-"""Keyword arguments of the tuned GeneticSampler variant (chosen on separate tuning seeds)."""
 
 
 def _genetic(seed: int, **kwargs: Any) -> BaseSampler:
@@ -78,7 +73,7 @@ def _genetic(seed: int, **kwargs: Any) -> BaseSampler:
 
 SAMPLERS: dict[str, Callable[[int], BaseSampler]] = {
     GA_DEFAULT: _genetic,
-    GA_VARIANT: functools.partial(_genetic, **VARIANT_KWARGS),
+    GA_VARIANT: functools.partial(_genetic, **GA_VARIANT_KWARGS),
     "NSGAIISampler": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
     "TPESampler": lambda seed: optuna.samplers.TPESampler(seed=seed),
     # warn_independent_sampling only switches off a log line per categorical parameter.
@@ -92,7 +87,7 @@ SAMPLERS: dict[str, Callable[[int], BaseSampler]] = {
 SAMPLER_SPECS: dict[str, str] = {
     GA_DEFAULT: "`GeneticSampler(seed=s)`",
     GA_VARIANT: "`GeneticSampler(seed=s, "
-    + ", ".join(f"{k}={v!r}" for k, v in VARIANT_KWARGS.items())
+    + ", ".join(f"{k}={v!r}" for k, v in GA_VARIANT_KWARGS.items())
     + ")`",
     "NSGAIISampler": "`NSGAIISampler(seed=s)`",
     "TPESampler": "`TPESampler(seed=s)`",

@@ -26,7 +26,8 @@ median best-so-far validation accuracy against trials (HTML next to the report).
 defaults but one: NSGAIISampler gets GeneticSampler's population size (10). With Optuna's
 default of 50, a 30-trial budget never leaves NSGA-II's random first generation, and with the
 same seed it then draws exactly RandomSampler's trials (measured: identical rows).
-``--samplers`` runs only some of them.
+``--samplers`` runs only some of them, or adds ``GeneticSampler [variant]`` (the CPU suite's
+tuned blend crossover + Gaussian mutation).
 
 Every study runs on its own, so several can run at once: ``--jobs`` worker processes (8 on a
 GPU by default) share the device, which keeps the full setup under 10 minutes on one GPU. The
@@ -68,6 +69,7 @@ from optuna.trial import TrialState  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks._common import GA_VARIANT_KWARGS  # noqa: E402
 from benchmarks._common import save_report  # noqa: E402
 import optuna_evo  # noqa: E402
 from optuna_evo.objectives import FashionMNISTCNN  # noqa: E402
@@ -109,6 +111,12 @@ COMPARED: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     ),
     "RandomSampler": lambda s: optuna.samplers.RandomSampler(seed=s),
 }
+"""The samplers part 2 compares by default."""
+
+OPTIONAL: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    "GeneticSampler [variant]": lambda s: optuna_evo.GeneticSampler(seed=s, **GA_VARIANT_KWARGS),
+}
+"""Samplers part 2 runs only when ``--samplers`` names them (the CPU suite's tuned variant)."""
 
 
 def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -142,7 +150,7 @@ def paper_jobs(runs: tuple[GARun, ...], seed: int) -> list[Job]:
 
 def comparison_jobs(budget: int, seeds: list[int], samplers: list[str] | None = None) -> list[Job]:
     """Every compared sampler (or those named), ``budget`` trials per seed."""
-    names = [name for name in COMPARED if samplers is None or name in samplers]
+    names = [n for n in {**COMPARED, **OPTIONAL} if n in (samplers or COMPARED)]
     return [Job(f"{name} seed {s}", name, s, budget) for name in names for s in seeds]
 
 
@@ -172,7 +180,7 @@ def run_job(job: Job, task_kwargs: dict[str, Any]) -> dict[str, Any]:
             )
         )
     else:
-        study = optuna.create_study(sampler=COMPARED[job.sampler](job.seed))
+        study = optuna.create_study(sampler={**COMPARED, **OPTIONAL}[job.sampler](job.seed))
     study.optimize(task, n_trials=job.trials)
     wall = time.perf_counter() - start
     done = _finished(study)
@@ -361,7 +369,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-val", type=int, default=None)
     parser.add_argument("--skip-paper", action="store_true", help="only part 2")
     parser.add_argument(
-        "--samplers", nargs="+", choices=list(COMPARED), default=None, help="part 2: only these"
+        "--samplers",
+        nargs="+",
+        choices=[*COMPARED, *OPTIONAL],
+        default=None,
+        help=f"part 2: only these (default: all but {', '.join(OPTIONAL)})",
     )
     parser.add_argument("--out", default=None, help="report path (.md)")
     parser.add_argument("--quick", action="store_true", help="CPU smoke run")

@@ -276,6 +276,10 @@ def test_seed_ga_report_of_part_2_only_and_some_samplers(tmp_path: Path) -> None
         ("NSGAIISampler", 0),
         ("NSGAIISampler", 1),
     ]
+    # The tuned GA variant runs only when named.
+    assert [j.sampler for j in seed_ga.comparison_jobs(3, [0])] == list(seed_ga.COMPARED)
+    named = seed_ga.comparison_jobs(3, [0], ["GeneticSampler [variant]"])
+    assert [j.sampler for j in named] == ["GeneticSampler [variant]"]
     # NSGA-II breeds within the budget: its population is GeneticSampler's, not Optuna's 50.
     assert seed_ga.COMPARED["NSGAIISampler"](0)._population_size == 10 == seed_ga.GA_POPULATION
     args = argparse.Namespace(
