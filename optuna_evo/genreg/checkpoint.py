@@ -43,6 +43,7 @@ from optuna_evo._validation import check_int
 from optuna_evo.genreg.trainer import ACTIVATIONS
 from optuna_evo.genreg.trainer import Genome
 from optuna_evo.genreg.trainer import GenregTrainer
+from optuna_evo.genreg.trainer import _layer_shapes
 from optuna_evo.genreg.trainer import _layer_views
 
 FORMATS: tuple[str, ...] = ("auto", "safetensors", "torch")
@@ -248,8 +249,7 @@ def load_genome(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     layers: list[int] = document["layers"]
     if document.get("kind") == _TRAINER_KIND:
         theta = tensors.get("theta")
-        shapes = list(zip(layers[:-1], layers[1:]))
-        n_params = sum(i * o + o for i, o in shapes)
+        shapes, n_params = _layer_shapes(layers)
         if not isinstance(theta, torch.Tensor) or theta.dim() != 2 or theta.shape[1] != n_params:
             raise ValueError(f"{path}: tensor 'theta' missing or not of layers {layers}.")
         row_weights, row_biases = _layer_views(theta[:1].to(device), shapes)

@@ -467,8 +467,7 @@ class GenregTrainer:
         self.seed = check_int("seed", seed, 0)
         self.device = resolve_device(device)
 
-        self._shapes = list(zip(self.layers[:-1], self.layers[1:]))
-        self.n_params = sum(i * o + o for i, o in self._shapes)
+        self._shapes, self.n_params = _layer_shapes(self.layers)
         self.generation = 0
         self.last_correct: torch.Tensor | None = None
         """Correct predictions of every genome at the last generation, in pre-selection order."""
@@ -970,6 +969,12 @@ class GenregTrainer:
                     mask = torch.rand(row.shape, generator=self._generator, device=self.device)
                     noise = torch.randn(row.shape, generator=self._generator, device=self.device)
                     row += noise.mul_(scale).mul_(mask < rate)
+
+
+def _layer_shapes(layers: Sequence[int]) -> tuple[list[tuple[int, int]], int]:
+    """The ``(in, out)`` shape of every layer and the parameters per genome (weights, biases)."""
+    shapes = list(zip(layers[:-1], layers[1:]))
+    return shapes, sum(i * o + o for i, o in shapes)
 
 
 def _layer_views(
