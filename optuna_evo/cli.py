@@ -425,6 +425,13 @@ def _artifact_dir() -> str:
     return str(default_artifact_dir().resolve())
 
 
+def _artifact_store(settings: dict[str, Any]) -> Any:
+    """The default artifact store in the study's stored folder (see the module docstring)."""
+    from optuna_evo.checkpoint import default_artifact_store
+
+    return default_artifact_store(settings.get("artifact_dir"))
+
+
 def check_settings(settings: dict[str, Any], args: argparse.Namespace) -> None:
     """Reject a task the sampler cannot drive and budget flags the task does not use."""
     task, sampler = settings["task"], settings["sampler"]
@@ -495,9 +502,7 @@ def make_objective(
                 optuna_evo.suggest_architecture, search_space=MAGE_SPACE
             )
             # ... and its children continue from their parent's weights.
-            from optuna_evo.checkpoint import default_artifact_store
-
-            store = default_artifact_store(settings.get("artifact_dir"))
+            store = _artifact_store(settings)
         objective = MLPTask(
             "fashion-mnist",
             data_dir,
@@ -540,11 +545,8 @@ def make_objective(
             max_test=1,  # the objective never looks at the test split
             download=download,
         )
-        store = None
-        if "artifact_dir" in settings:  # studies made before genomes were kept have none
-            from optuna_evo.checkpoint import default_artifact_store
-
-            store = default_artifact_store(settings["artifact_dir"])
+        # Studies made before genomes were kept have no folder in their settings: keep none.
+        store = _artifact_store(settings) if "artifact_dir" in settings else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return GenregObjective(
