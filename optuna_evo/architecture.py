@@ -182,15 +182,15 @@ class Architecture:
             ValueError: If keys are missing or unknown, or a value is invalid.
         """
         if not isinstance(data, Mapping):
-            raise ValueError(f"data must be a mapping, got {type(data).__name__}.")
+            raise ValueError(f"`data` must be a mapping, got {type(data).__name__}.")
         unknown = sorted(set(data) - set(_FIELDS))
         if unknown:
-            raise ValueError(f"data has unknown keys {unknown}; allowed keys are {list(_FIELDS)}.")
+            raise ValueError(f"`data` has unknown keys {unknown}; allowed: {list(_FIELDS)}.")
         if "widths" not in data:
-            raise ValueError("data must contain 'widths'.")
+            raise ValueError("`data` must contain 'widths'.")
         skips_raw = data.get("skips", [])
         if not isinstance(skips_raw, Sequence) or isinstance(skips_raw, str):
-            raise ValueError(f"skips must be a list of [i, j] pairs, got {skips_raw!r}.")
+            raise ValueError(f"`skips` must be a list of [i, j] pairs, got {skips_raw!r}.")
         skips = [_as_pair(edge) for edge in skips_raw]
         return cls(
             widths=list(data["widths"]),
@@ -203,7 +203,7 @@ class Architecture:
 
 def _as_pair(edge: Any) -> tuple[int, int]:
     if isinstance(edge, str) or not isinstance(edge, Sequence) or len(edge) != 2:
-        raise ValueError(f"skips entries must be pairs (i, j) of ints, got {edge!r}.")
+        raise ValueError(f"`skips` entries must be pairs (i, j) of ints, got {edge!r}.")
     return (edge[0], edge[1])
 
 
@@ -214,10 +214,10 @@ def _fit(values: list[_V], n: int) -> list[_V]:
 
 def _validate_widths(widths: Any) -> list[int]:
     if isinstance(widths, str) or not isinstance(widths, Sequence):
-        raise ValueError(f"widths must be a list of positive ints, got {widths!r}.")
+        raise ValueError(f"`widths` must be a list of positive ints, got {widths!r}.")
     if len(widths) < 2:
         raise ValueError(
-            f"widths must have at least 2 entries (inputs and outputs), got {len(widths)}."
+            f"`widths` must have at least 2 entries (inputs and outputs), got {len(widths)}."
         )
     return [check_int(f"widths[{k}]", w, 1) for k, w in enumerate(widths)]
 
@@ -226,11 +226,11 @@ def _validate_activations(activations: Any, n_hidden: int) -> list[str]:
     if isinstance(activations, str):
         activations = [activations] * n_hidden
     if not isinstance(activations, Sequence):
-        raise ValueError(f"activations must be a list of names, got {activations!r}.")
+        raise ValueError(f"`activations` must be a list of names, got {activations!r}.")
     out = list(activations)
     if len(out) != n_hidden:
         raise ValueError(
-            f"activations must have one entry per hidden layer ({n_hidden}), got {len(out)}."
+            f"`activations` must have one entry per hidden layer ({n_hidden}), got {len(out)}."
         )
     return [check_choice(f"activations[{k}]", name, ACTIVATIONS) for k, name in enumerate(out)]
 
@@ -239,11 +239,11 @@ def _validate_blocks(blocks: Any, n_hidden: int) -> list[str]:
     if isinstance(blocks, str):
         blocks = [blocks] * n_hidden
     if not isinstance(blocks, Sequence):
-        raise ValueError(f"blocks must be a list of block types, got {blocks!r}.")
+        raise ValueError(f"`blocks` must be a list of block types, got {blocks!r}.")
     out = list(blocks) or ["linear"] * n_hidden
     if len(out) != n_hidden:
         raise ValueError(
-            f"blocks must have one entry per hidden layer ({n_hidden}), got {len(out)}."
+            f"`blocks` must have one entry per hidden layer ({n_hidden}), got {len(out)}."
         )
     return [check_choice(f"blocks[{k}]", name, BLOCKS) for k, name in enumerate(out)]
 
@@ -255,18 +255,18 @@ def _bound(space: Mapping[str, Any], key: str, default: int) -> int:
 
 def _validate_skips(skips: Any, n_hidden: int) -> list[tuple[int, int]]:
     if isinstance(skips, str) or not isinstance(skips, Sequence):
-        raise ValueError(f"skips must be a list of (i, j) pairs, got {skips!r}.")
+        raise ValueError(f"`skips` must be a list of (i, j) pairs, got {skips!r}.")
     out: list[tuple[int, int]] = []
     for k, edge in enumerate(skips):
         i, j = _as_pair(edge)
         i, j = check_int(f"skips[{k}][0]", i), check_int(f"skips[{k}][1]", j)
         if not (0 <= i and i + 2 <= j <= n_hidden):
             raise ValueError(
-                f"skip edge ({i}, {j}) is out of range: need 0 <= i and i + 2 <= j <= n_hidden "
-                f"(n_hidden={n_hidden})."
+                f"`skips[{k}]` must satisfy 0 <= i and i + 2 <= j <= n_hidden "
+                f"(n_hidden={n_hidden}), got the skip edge ({i}, {j})."
             )
         if (i, j) in out:
-            raise ValueError(f"skips contains the edge ({i}, {j}) twice.")
+            raise ValueError(f"`skips` must not contain the edge ({i}, {j}) twice.")
         out.append((i, j))
     return sorted(out)
 
@@ -363,42 +363,46 @@ class ArchitectureSpace:
             )
         if not self.blocks or any(b not in BLOCKS for b in self.blocks):
             raise ValueError(
-                f"blocks must be a non-empty list of entries from {BLOCKS}, got {self.blocks}."
+                f"`blocks` must be a non-empty list of entries from {BLOCKS}, got {self.blocks}."
             )
         for entry in self.layers:
             hidden = entry[1:-1]
             if not (self.min_layers <= len(hidden) <= self.max_layers) or any(
                 not (self.min_width <= w <= self.max_width) for w in hidden
             ):
-                raise ValueError(f"layers entry {list(entry)} lies outside the bounds {self}.")
+                raise ValueError(
+                    f"`layers` entry {list(entry)} must lie within the bounds {self}."
+                )
 
     @classmethod
     def from_dict(cls, space: Mapping[str, Any]) -> ArchitectureSpace:
         """Build and validate a space from ``{"layers": ..., "activations": ..., bounds}``."""
         if not isinstance(space, Mapping):
-            raise ValueError(f"search_space must be a mapping, got {type(space).__name__}.")
+            raise ValueError(f"`search_space` must be a mapping, got {type(space).__name__}.")
         unknown = sorted(set(space) - set(_SPACE_KEYS))
         if unknown:
-            raise ValueError(f"search_space has unknown keys {unknown}; allowed: {_SPACE_KEYS}.")
+            raise ValueError(f"`search_space` has unknown keys {unknown}; allowed: {_SPACE_KEYS}.")
         layers = space.get("layers")
         if not isinstance(layers, Sequence) or len(layers) == 0:
-            raise ValueError("search_space['layers'] must be a non-empty list of width lists.")
+            raise ValueError("`search_space['layers']` must be a non-empty list of width lists.")
         entries = tuple(tuple(_validate_widths(entry)) for entry in layers)
         if len({(e[0], e[-1]) for e in entries}) != 1:
-            raise ValueError("all search_space['layers'] entries must share input/output widths.")
+            raise ValueError(
+                "all `search_space['layers']` entries must share input/output widths."
+            )
         activations = space.get("activations", ["relu"])
         if (
             isinstance(activations, str)
             or not isinstance(activations, Sequence)
             or not activations
         ):
-            raise ValueError("search_space['activations'] must be a non-empty list of names.")
+            raise ValueError("`search_space['activations']` must be a non-empty list of names.")
         for k, name in enumerate(activations):
             check_choice(f"search_space['activations'][{k}]", name, ACTIVATIONS)
         blocks = space.get("blocks", ["linear"])
         if isinstance(blocks, str) or not isinstance(blocks, Sequence) or not blocks:
             raise ValueError(
-                f"search_space['blocks'] must be a non-empty list from {BLOCKS}, got {blocks!r}."
+                f"`search_space['blocks']` must be a non-empty list from {BLOCKS}, got {blocks!r}."
             )
         for k, name in enumerate(blocks):
             check_choice(f"search_space['blocks'][{k}]", name, BLOCKS)

@@ -39,7 +39,10 @@ def test_architecture_accepts_integral_numbers_as_python_ints(to_number: Any) ->
         ({"widths": [4, 8, 2], "dropout": 1.0}, r"`dropout` .* in \[0, 1\), got 1\.0\."),
         ({"widths": [4, 8, 2], "dropout": True}, r"`dropout`.*got True\."),
         ({"widths": [4, 8, 8, 2], "skips": [(0, 2.5)]}, r"`skips\[0\]\[1\]`.*got 2\.5\."),
-        ({"widths": [4, 8, 8, 2], "skips": [(0, 1)]}, "skip edge"),
+        (
+            {"widths": [4, 8, 8, 2], "skips": [(0, 1)]},
+            r"`skips\[0\]` must satisfy .*got the skip edge \(0, 1\)",
+        ),
     ],
 )
 def test_architecture_checks_raise_one_wording(kwargs: dict, message: str) -> None:

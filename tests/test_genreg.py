@@ -1038,6 +1038,8 @@ def test_per_class_accuracy_table() -> None:
     table = format_per_class_table(acc, ["a", "b", "c", "d"], count)
     assert "| a | 100.0 % | 2 | mastered |" in table
     assert "| c | 33.3 % | 3 | struggling |" in table and "no samples" in table
+    with pytest.raises(ValueError, match=r"`class_names` must have one entry per class \(4\)"):
+        format_per_class_table(acc, ["a", "b"], count)
 
 
 # -- arguments --------------------------------------------------------------------------------

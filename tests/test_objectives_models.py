@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 
+from evo_testing import assert_names_rule
 import numpy as np
 import pytest
 import torch
@@ -54,21 +55,24 @@ def test_architecture_is_immutable_and_copies_inputs() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
     [
-        ({"widths": [10]}, "widths"),
-        ({"widths": [10, 0, 2], "activations": ["relu"]}, r"widths\[1\]"),
-        ({"widths": [10, 5, 2], "activations": ["swish"]}, r"activations\[0\]"),
-        ({"widths": [10, 5, 2], "activations": ["relu", "relu"]}, "activations"),
-        ({"widths": [10, 5, 2], "activations": "relu", "dropout": 1.0}, "dropout"),
-        ({"widths": [10, 5, 5, 2], "activations": "relu", "skips": [(0, 1)]}, "skip edge"),
-        ({"widths": [10, 5, 5, 2], "activations": "relu", "skips": [(0, 3)]}, "skip edge"),
+        ({"widths": [10]}, "`widths` must have at least 2 entries"),
+        ({"widths": "10-5-2"}, "`widths` must be a list"),
+        ({"widths": [10, 0, 2], "activations": ["relu"]}, r"`widths\[1\]`"),
+        ({"widths": [10, 5, 2], "activations": ["swish"]}, r"`activations\[0\]`"),
+        ({"widths": [10, 5, 2], "activations": ["relu", "relu"]}, "`activations` must have one"),
+        ({"widths": [10, 5, 2], "activations": "relu", "dropout": 1.0}, "`dropout`"),
+        ({"widths": [10, 5, 5, 2], "activations": "relu", "skips": 3}, "`skips` must be a list"),
+        ({"widths": [10, 5, 5, 2], "activations": "relu", "skips": [(0, 1)]}, r"`skips\[0\]`"),
+        ({"widths": [10, 5, 5, 2], "activations": "relu", "skips": [(0, 3)]}, r"`skips\[0\]`"),
         ({"widths": [10, 5, 5, 2], "activations": "relu", "skips": [(0, 2), (0, 2)]}, "twice"),
-        ({"widths": [10, 5, 2], "activations": "relu", "blocks": ["conv"]}, r"blocks\[0\]"),
-        ({"widths": [10, 5, 2], "activations": "relu", "blocks": ["linear"] * 2}, "blocks"),
+        ({"widths": [10, 5, 2], "activations": "relu", "blocks": ["conv"]}, r"`blocks\[0\]`"),
+        ({"widths": [10, 5, 2], "activations": "relu", "blocks": ["linear"] * 2}, "`blocks` must"),
     ],
 )
 def test_architecture_validation_names_the_argument(kwargs: dict, argument: str) -> None:
-    with pytest.raises(ValueError, match=argument):
+    with pytest.raises(ValueError, match=argument) as info:
         Architecture(**kwargs)
+    assert_names_rule(info.value)
 
 
 def test_architecture_blocks_default_to_linear() -> None:
@@ -81,8 +85,15 @@ def test_architecture_blocks_default_to_linear() -> None:
 
 
 def test_architecture_from_dict_rejects_unknown_keys() -> None:
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(
+        ValueError, match=r"`data` has unknown keys \['depth'\]; allowed: "
+    ) as info:
         Architecture.from_dict({"widths": [2, 2], "depth": 3})
+    assert_names_rule(info.value)
+    with pytest.raises(ValueError, match="`data` must contain 'widths'"):
+        Architecture.from_dict({"activations": ["relu"]})
+    with pytest.raises(ValueError, match="`data` must be a mapping, got list"):
+        Architecture.from_dict([[2, 2]])  # type: ignore[arg-type]
 
 
 # --- MLP ----------------------------------------------------------------------------------

@@ -530,6 +530,16 @@ def test_config_validation_names_arguments() -> None:
         TrainConfig(batch_size=0, epochs=1)
 
 
+def test_train_names_a_wrong_data_argument(blobs: ClassificationSplits) -> None:
+    model = MLP(Architecture([blobs.n_features, 4, blobs.n_classes], "relu"))
+    with pytest.raises(ValueError, match="`data` must be ClassificationSplits or TextSplits"):
+        train(model, (blobs.train_x, blobs.train_y), cpu_config(epochs=1))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"`task` must be one of"):
+        train(model, blobs, cpu_config(epochs=1), task="regression")
+    with pytest.raises(ValueError, match="`arch` must be an Architecture, got list"):
+        MLP([blobs.n_features, 4, blobs.n_classes])  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "kwargs, attr, expected",
     [

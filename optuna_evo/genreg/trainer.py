@@ -266,7 +266,9 @@ def format_per_class_table(
     values = [float(a) for a in accuracy]
     names = list(class_names) if class_names is not None else [str(i) for i in range(len(values))]
     if len(names) != len(values):
-        raise ValueError(f"class_names has {len(names)} entries for {len(values)} classes.")
+        raise ValueError(
+            f"`class_names` must have one entry per class ({len(values)}), got {len(names)}."
+        )
     header = "| class | accuracy |" + (" samples |" if count is not None else "") + " verdict |"
     rule = "|---|---:|" + ("---:|" if count is not None else "") + "---|"
     rows = [header, rule]

@@ -89,7 +89,7 @@ class MLP(_CountsParameters, nn.Module):
     def __init__(self, arch: Architecture) -> None:
         super().__init__()
         if not isinstance(arch, Architecture):
-            raise ValueError(f"arch must be an Architecture, got {type(arch).__name__}.")
+            raise ValueError(f"`arch` must be an Architecture, got {type(arch).__name__}.")
         self.arch = arch
         w = arch.widths
         self.linears = nn.ModuleList(nn.Linear(w[k], w[k + 1]) for k in range(len(w) - 1))

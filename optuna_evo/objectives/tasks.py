@@ -103,7 +103,7 @@ def suggest(trial: optuna.trial.BaseTrial, name: str, distribution: BaseDistribu
         )
     if isinstance(distribution, CategoricalDistribution):
         return trial.suggest_categorical(name, distribution.choices)
-    raise ValueError(f"distribution must be Float/Int/Categorical, got {distribution!r}.")
+    raise ValueError(f"`distribution` must be Float/Int/Categorical, got {distribution!r}.")
 
 
 def default_mlp_architecture(
@@ -484,7 +484,7 @@ class MLPTask(_ImageTask):
             artifact_store=artifact_store,
         )
         if architecture_fn is not None and not callable(architecture_fn):
-            raise ValueError("architecture_fn must be callable as fn(trial) -> Architecture.")
+            raise ValueError("`architecture_fn` must be callable as fn(trial) -> Architecture.")
         self.architecture_fn = architecture_fn
         self.synthetic_kwargs = dict(synthetic_kwargs or {})
 
@@ -518,11 +518,11 @@ class MLPTask(_ImageTask):
             arch = self.architecture_fn(trial)
             if not isinstance(arch, Architecture):
                 raise ValueError(
-                    f"architecture_fn must return an Architecture, got {type(arch).__name__}."
+                    f"`architecture_fn` must return an Architecture, got {type(arch).__name__}."
                 )
             if arch.n_inputs != data.n_features or arch.n_outputs != data.n_classes:
                 raise ValueError(
-                    f"architecture_fn returned widths {arch.widths}; they must start with "
+                    f"`architecture_fn` returned widths {arch.widths}; they must start with "
                     f"{data.n_features} (inputs) and end with {data.n_classes} (classes)."
                 )
         space = self.TRAINING_SPACE

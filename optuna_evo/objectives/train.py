@@ -514,7 +514,9 @@ class _Run:
         if task == "classification":
             assert isinstance(self.data, ClassificationSplits)
             if len(self.data.train_y) == 0 or len(self.data.val_y) == 0:
-                raise ValueError("data must have at least one training and one validation sample.")
+                raise ValueError(
+                    "`data` must have at least one training and one validation sample."
+                )
             self.batches: _ClassificationBatches | _TextBatches = _ClassificationBatches(
                 self.data.train_x, self.data.train_y, config.batch_size, generator
             )
@@ -836,7 +838,7 @@ def _infer_task(data: ClassificationSplits | TextSplits, task: str | None) -> st
     inferred = "lm" if isinstance(data, TextSplits) else "classification"
     if not isinstance(data, (ClassificationSplits, TextSplits)):
         raise ValueError(
-            f"data must be ClassificationSplits or TextSplits, got {type(data).__name__}."
+            f"`data` must be ClassificationSplits or TextSplits, got {type(data).__name__}."
         )
     if task is None:
         return inferred
