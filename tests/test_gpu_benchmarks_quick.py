@@ -24,6 +24,7 @@ if str(REPO) not in sys.path:  # ``benchmarks`` is not an installed package
 from benchmarks import gender_gpu  # noqa: E402
 from benchmarks import mage_gpu  # noqa: E402
 from benchmarks._common import NOT_REACHED  # noqa: E402
+from optuna_evo.objectives import SmallCharLM  # noqa: E402
 from optuna_evo.objectives.data import DataNotFoundError  # noqa: E402
 from optuna_evo.objectives.data import load_image_dataset  # noqa: E402
 
@@ -224,6 +225,24 @@ def test_gender_report_check_rejects_broken_reports(gender_report: str) -> None:
     cnn = next(line for line in lines if line.startswith("| LearningCurvePruner | 0 |"))
     with pytest.raises(AssertionError):
         _check_gender_report(gender_report.replace(cnn + "\n", "", 1))
+
+
+def test_gender_cpu_preset_sits_between_quick_and_full(capsys: pytest.CaptureFixture) -> None:
+    quick, cpu, full = (gender_gpu.parse_args(a) for a in (["--quick"], ["--cpu"], []))
+    assert (cpu.quick, cpu.cpu) == (False, True)
+    for name in ("budget_s", "trial_steps", "block_size", "max_train"):
+        assert getattr(quick, name) < getattr(cpu, name), name
+    assert cpu.block_size < full.block_size and full.max_train is None
+    assert cpu.baseline_params == gender_gpu.CPU_BASELINE_PARAMS
+    task = gender_gpu._lm_task(cpu, cpu.trial_steps, cpu.eval_interval)
+    assert type(task) is SmallCharLM and task.block_size == 64
+    # The baseline is a point of the search space the other runs search.
+    for key, value in cpu.baseline_params.items():
+        assert task.SEARCH_SPACE[key]._contains(task.SEARCH_SPACE[key].to_internal_repr(value))
+    assert gender_gpu.parse_args(["--cpu", "--budget-s", "7"]).budget_s == 7.0
+    with pytest.raises(SystemExit):
+        gender_gpu.parse_args(["--cpu", "--quick"])
+    assert "exclude each other" in capsys.readouterr().err
 
 
 def test_char_lm_runs_eagerly_when_compile_fails(monkeypatch: pytest.MonkeyPatch) -> None:
