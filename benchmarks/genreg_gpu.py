@@ -15,7 +15,8 @@ Measures, in one run on one device:
    recognised (goal 100 %) or ``--alphabet-budget`` seconds pass; seed defaults, then
    :data:`ALPHABET_OPTIONS`.
 
-Writes a markdown report naming the device and date to ``--out``. ``--quick`` shrinks every
+Writes a markdown report naming the device and date to ``--out`` (default
+``benchmarks/results/genreg_gpu_<device>_<date>.md``). ``--quick`` shrinks every
 size (FashionMNIST subset, fewer generations, 24x24 letters, short budgets) so the script runs
 end-to-end on a CPU in about a minute; its figures are a smoke test, not results.
 
@@ -35,7 +36,6 @@ import math
 from pathlib import Path
 import platform
 import sys
-import tempfile
 import time
 from typing import Any
 import warnings
@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Run from a plain
 import optuna  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks._common import default_out  # noqa: E402
 from benchmarks._common import device_name  # noqa: E402
 from benchmarks._common import save_report  # noqa: E402
 from optuna_evo.genreg import ALPHABET_OPTIONS  # noqa: E402
@@ -54,9 +55,6 @@ from optuna_evo.genreg import GenregTrainer  # noqa: E402
 from optuna_evo.genreg import format_per_class_table  # noqa: E402
 from optuna_evo.genreg import load_task  # noqa: E402
 from optuna_evo.objectives.data import resolve_device  # noqa: E402
-
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "genreg_gpu.md"
-"""Where the full run writes its report."""
 
 SEED_LAYERS = [784, 64, 10]
 
@@ -123,8 +121,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.alphabet_size = 24 if quick else 100
     args.alphabet_hidden = 32 if quick else 128
     args.chunk = 10 if quick else 50
-    if args.out is None:
-        args.out = Path(tempfile.gettempdir()) / "genreg_gpu.md" if quick else DEFAULT_OUT
     return args
 
 
@@ -345,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
 
     elapsed = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
     lines += ["", f"Total benchmark time: {elapsed:.0f} s.", ""]
-    save_report(args.out, "\n".join(lines), elapsed)
+    save_report(
+        args.out or default_out("genreg_gpu", device, args.quick), "\n".join(lines), elapsed
+    )
     return 0
 
 

@@ -211,6 +211,8 @@ def gender_report(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_gender_quick_report_is_complete(gender_report: str) -> None:
     _check_gender_report(gender_report)
+    # Only nanoGPT's own model may be called its configuration without qualification.
+    assert "- baseline: nanoGPT's shakespeare_char configuration, scaled down" in gender_report
 
 
 def test_gender_report_check_rejects_broken_reports(gender_report: str) -> None:
