@@ -45,7 +45,7 @@ Writes a markdown report naming the device, date, command and versions (default
 ``benchmarks/results/gender_gpu_<device>_<date>.md``). ``--quick`` uses 1-2 layer, 32-64 wide
 models with a 32-character context, short budgets and a 1,024-image FashionMNIST subset with a
 small CNN, so the script runs on a CPU in seconds; its figures mean nothing. ``--cpu`` is a
-reduced run for a CPU that is measured and reported (about 40 minutes on 2 cores):
+reduced run for a CPU that is measured and reported (26 minutes on 2 cores):
 :class:`~optuna_evo.objectives.SmallCharLM`'s space with a 64-character context and a baseline
 of its largest model (:data:`CPU_BASELINE_PARAMS`, nanoGPT's 5,000 steps), 240 s per LM run,
 2,000 steps per search trial as on the GPU; a 16/32/64-channel CNN on 10,000 / 2,000 images,
