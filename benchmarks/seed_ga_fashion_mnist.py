@@ -118,6 +118,9 @@ OPTIONAL: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
 }
 """Samplers part 2 runs only when ``--samplers`` names them (the CPU suite's tuned variant)."""
 
+SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {**COMPARED, **OPTIONAL}
+"""Every sampler part 2 can run, in report order."""
+
 
 def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.trials if t.state == TrialState.COMPLETE]
@@ -129,7 +132,7 @@ class Job:
 
     label: str
     sampler: str
-    """``"baseline"``, ``"paper"`` (a :class:`GARun`) or a key of :data:`COMPARED`."""
+    """``"baseline"``, ``"paper"`` (a :class:`GARun`) or a key of :data:`SAMPLERS`."""
     seed: int
     trials: int
     run: GARun | None = None
@@ -150,7 +153,7 @@ def paper_jobs(runs: tuple[GARun, ...], seed: int) -> list[Job]:
 
 def comparison_jobs(budget: int, seeds: list[int], samplers: list[str] | None = None) -> list[Job]:
     """Every compared sampler (or those named), ``budget`` trials per seed."""
-    names = [n for n in {**COMPARED, **OPTIONAL} if n in (samplers or COMPARED)]
+    names = [n for n in SAMPLERS if n in (samplers or COMPARED)]
     return [Job(f"{name} seed {s}", name, s, budget) for name in names for s in seeds]
 
 
@@ -180,7 +183,7 @@ def run_job(job: Job, task_kwargs: dict[str, Any]) -> dict[str, Any]:
             )
         )
     else:
-        study = optuna.create_study(sampler={**COMPARED, **OPTIONAL}[job.sampler](job.seed))
+        study = optuna.create_study(sampler=SAMPLERS[job.sampler](job.seed))
     study.optimize(task, n_trials=job.trials)
     wall = time.perf_counter() - start
     done = _finished(study)
@@ -371,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--samplers",
         nargs="+",
-        choices=[*COMPARED, *OPTIONAL],
+        choices=list(SAMPLERS),
         default=None,
         help=f"part 2: only these (default: all but {', '.join(OPTIONAL)})",
     )
