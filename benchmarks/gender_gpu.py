@@ -130,7 +130,7 @@ MODES: tuple[str, str] = (
     "baseline; a small CNN on a FashionMNIST subset; 'GPU time' is time on the CPU). The "
     "figures describe this reduced CPU run, not the GPU goal",
 )
-"""The report's mode line for ``--quick`` and ``--cpu``."""
+"""The report's mode line for ``--quick`` and ``--cpu`` (a full run has none)."""
 
 LM_RUNS: tuple[str, ...] = ("baseline", "male-only", "female-only", "combined")
 """Part 1 rows, in report order."""
@@ -357,8 +357,7 @@ def _optimize(
 
 
 def _lm_task(args: argparse.Namespace, max_steps: int, eval_interval: int) -> CharLM:
-    task_class = SmallCharLM if args.quick or args.cpu else CharLM
-    return task_class(
+    return args.lm_class(
         args.text_path,
         args.device,
         max_steps=max_steps,
@@ -643,6 +642,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     pick("cnn_pruner_min_steps", 2, 3, 3)
     args.baseline_eval_interval = value(6, 100, 250)  # nanoGPT's eval_interval
     args.block_size = value(32, 64, 256)
+    args.lm_class = value(SmallCharLM, SmallCharLM, CharLM)
+    args.mode = value(*MODES, None)
     args.baseline_params = value(QUICK_BASELINE_PARAMS, CPU_BASELINE_PARAMS, NANOGPT_PARAMS)
     args.max_train = value(1024, 10_000, None)
     args.max_val = value(512, 2_000, None)
@@ -699,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
             "gender_gpu.py",
             device,
             started,
-            MODES[0] if args.quick else MODES[1] if args.cpu else None,
+            args.mode,
             argv,
         ),
         *(f"- Data: {s}" for s in sources),
