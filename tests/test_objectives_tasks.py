@@ -36,6 +36,17 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 SYNTHETIC = {"n": 600, "n_features": 8, "n_classes": 3}
 
+ONE_LAYER = {"n_layers": 1, "width_0": 64, "activation": "relu", "dropout": 0.0}
+"""MLPTask's architecture parameters for one hidden layer of 64 ReLU units, no dropout."""
+
+ONE_LAYER_ADAM = ONE_LAYER | {
+    "optimizer": "adam",
+    "lr": 0.01,
+    "batch_size": 64,
+    "weight_decay": 1e-6,
+}
+"""A whole MLPTask configuration that trains well on the synthetic data: ONE_LAYER with Adam."""
+
 
 def synthetic_task(**kwargs: Any) -> MLPTask:
     kwargs.setdefault("epochs", 2)
@@ -109,14 +120,12 @@ def test_same_trial_number_same_result() -> None:
 
 def test_each_trial_trains_with_seed_plus_its_number() -> None:
     # Identical parameters in every trial: only the per-trial seed can tell them apart.
-    params = {"n_layers": 1, "width_0": 64, "activation": "relu", "dropout": 0.0}
-    params |= {"optimizer": "adam", "lr": 0.01, "batch_size": 64, "weight_decay": 1e-6}
     synthetic = SYNTHETIC | {"seed": 0}  # the same data whatever the task's base seed
 
     def values(seed: int, n_trials: int) -> list[float | None]:
         study = optuna.create_study()
         for _ in range(n_trials):
-            study.enqueue_trial(params)
+            study.enqueue_trial(ONE_LAYER_ADAM)
         task = MLPTask("synthetic", device="cpu", epochs=1, seed=seed, synthetic_kwargs=synthetic)
         study.optimize(task, n_trials=n_trials)
         return [t.value for t in study.trials]
@@ -174,9 +183,7 @@ def test_tasks_train_with_their_documented_schedules_and_seeds(
     assert config.seed == 7
 
     mlp = synthetic_task(epochs=3, seed=3)
-    params = {"n_layers": 1, "width_0": 64, "activation": "relu", "dropout": 0.0}
-    params |= {"optimizer": "adam", "lr": 0.01, "batch_size": 64, "weight_decay": 1e-6}
-    mlp(optuna.trial.FixedTrial(params, number=4))
+    mlp(optuna.trial.FixedTrial(ONE_LAYER_ADAM, number=4))
     config = configs[-1]
     # Cosine over the whole run: the epochs are its horizon, no warmup.
     assert (config.scheduler, config.epochs, config.max_steps) == ("cosine", 3, None)
@@ -462,7 +469,7 @@ def test_saved_weights_are_those_the_trial_value_measures(tmp_path: Path) -> Non
     store = FileSystemArtifactStore(tmp_path)
     study = optuna.create_study(pruner=optuna.pruners.NopPruner())
     study.enqueue_trial(
-        {"n_layers": 1, "width_0": 64, "activation": "relu", "dropout": 0.0}
+        ONE_LAYER
         | {"optimizer": "sgd", "lr": 0.1, "momentum": 0.99, "batch_size": 32}
         | {"weight_decay": 1e-6}
     )

@@ -531,7 +531,7 @@ def test_config_validation_names_arguments() -> None:
 
 
 def test_train_names_a_wrong_data_argument(blobs: ClassificationSplits) -> None:
-    model = MLP(Architecture([blobs.n_features, 4, blobs.n_classes], "relu"))
+    model = small_mlp(blobs)
     with pytest.raises(ValueError, match="`data` must be ClassificationSplits or TextSplits"):
         train(model, (blobs.train_x, blobs.train_y), cpu_config(epochs=1))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"`task` must be one of"):
