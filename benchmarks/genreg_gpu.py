@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import datetime
 import math
 from pathlib import Path
-import platform
 import sys
 import time
 from typing import Any
@@ -47,6 +46,7 @@ import torch  # noqa: E402
 
 from benchmarks._common import default_out  # noqa: E402
 from benchmarks._common import device_name  # noqa: E402
+from benchmarks._common import report_header  # noqa: E402
 from benchmarks._common import save_report  # noqa: E402
 from optuna_evo.genreg import ALPHABET_OPTIONS  # noqa: E402
 from optuna_evo.genreg import LOGPROB_OPTIONS  # noqa: E402
@@ -211,20 +211,19 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
     started = datetime.datetime.now(datetime.timezone.utc)
     lines = [
-        "# GENREG on the GPU: batched trainer vs the seed's genome loop",
-        "",
-        f"- Date: {started:%Y-%m-%d %H:%M} UTC",
-        f"- Device: {device_name(device)} (`{device}`)",
-        f"- Software: Python {platform.python_version()}, torch {torch.__version__}"
-        f", TF32 matmuls {'on' if args.tf32 and device.type == 'cuda' else 'off'}"
-        f", {torch.get_num_threads()} CPU threads",
-        f"- Command: `python benchmarks/genreg_gpu.py {' '.join(argv or sys.argv[1:])}`",
+        *report_header(
+            "GENREG on the GPU: batched trainer vs the seed's genome loop",
+            "genreg_gpu.py",
+            device,
+            started,
+            "--quick: FashionMNIST subset, short runs, small letters; a smoke test, not results"
+            if args.quick
+            else None,
+            argv,
+        ),
+        f"- TF32 matmuls {'on' if args.tf32 and device.type == 'cuda' else 'off'}, "
+        f"{torch.get_num_threads()} CPU threads",
     ]
-    if args.quick:
-        lines.append(
-            "- **--quick**: FashionMNIST subset, short runs, small letters: a smoke test, "
-            "not results."
-        )
     print(f"GENREG benchmark on {device_name(device)}", flush=True)
 
     task = load_task(

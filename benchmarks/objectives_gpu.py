@@ -30,7 +30,6 @@ from dataclasses import field
 from dataclasses import replace
 import datetime
 from pathlib import Path
-import platform
 import statistics
 import sys
 import time
@@ -43,7 +42,7 @@ import optuna  # noqa: E402
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from benchmarks._common import device_name  # noqa: E402
+from benchmarks._common import report_header  # noqa: E402
 from benchmarks._common import save_report  # noqa: E402
 from optuna_evo.objectives.data import ClassificationSplits  # noqa: E402
 from optuna_evo.objectives.data import DataNotFoundError  # noqa: E402
@@ -521,18 +520,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"charlm failed: {e!r}", file=sys.stderr, flush=True)
             sections.append(f"## CharLM (nanoGPT baby GPT) on tiny shakespeare\n\nFailed: {e!r}")
 
-    cuda = torch.version.cuda or "none"
-    mode = "quick (tiny sizes; a smoke test, not representative)" if args.quick else "full"
     header = [
-        "# optuna-evo objectives benchmark",
-        "",
-        f"- Device: **{device_name(device)}**",
-        f"- Date: {started:%Y-%m-%d %H:%M} UTC",
-        f"- Mode: {mode}",
-        f"- torch {torch.__version__} (CUDA {cuda}), optuna {optuna.__version__}, "
-        f"Python {platform.python_version()}",
+        *report_header(
+            "optuna-evo objectives benchmark",
+            "objectives_gpu.py",
+            device,
+            started,
+            "quick (tiny sizes; a smoke test, not representative)" if args.quick else None,
+            argv,
+        ),
         *(f"- Data: {s}" for s in sources),
-        f"- Command: `python benchmarks/objectives_gpu.py {' '.join(argv or sys.argv[1:])}`",
     ]
     report = "\n".join(header) + "\n\n" + "\n\n".join(sections) + "\n"
     elapsed = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()

@@ -1470,7 +1470,8 @@ def test_gpu_benchmark_quick_writes_a_report(tmp_path: Path) -> None:
     assert genreg_gpu.main([*argv, "--out", str(out)]) == 0
     report = out.read_text()
     for heading in ("## 1. Throughput", "## 2. Seed configuration", "## 3. Best options",
-                    "## 4. Alphabet", "- Device: CPU", "- Date: "):  # fmt: skip
+                    "## 4. Alphabet", "- Device: **CPU", "- Date: ",
+                    "- Mode: --quick"):  # fmt: skip
         assert heading in report
     for name in genreg_gpu.CANDIDATES:
         assert f"**{name}**" in report
@@ -1490,3 +1491,56 @@ def test_gpu_benchmark_candidates_option_selects_and_validates() -> None:
     for bad in ("nope", ","):
         with pytest.raises(SystemExit):
             genreg_gpu.parse_args(["--candidates", bad])
+
+
+def _curve_module() -> Any:
+    repo = Path(__file__).resolve().parent.parent
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    from benchmarks import genreg_curve
+
+    return genreg_curve
+
+
+def test_curve_benchmark_times_the_first_generation_at_each_target() -> None:
+    genreg_curve = _curve_module()
+    curve = genreg_curve.Curve(
+        "logprob", [(100, 50.0, 0.70), (200, 100.0, 0.82), (300, 150.0, 0.86)]
+    )
+    assert curve.first_reaching(0.80) == (200, 100.0)
+    assert curve.first_reaching(0.86) == (300, 150.0)  # "at or above"
+    assert curve.first_reaching(0.90) is None
+    assert curve.rate == pytest.approx(2.0)
+    args = genreg_curve.parse_args(["--targets", "0.9,0.8"])
+    assert args.targets == [0.8, 0.9]
+    rows = [line for line in genreg_curve.report([curve], args) if line.startswith("| logprob |")]
+    # 200 generations in 60 s need 3.33/s; 90 % was never measured within 300 generations.
+    assert rows == [
+        "| logprob | 80 % | 200 | 100 s | 3 | 2.00 |",
+        "| logprob | 90 % | not within 300 (best 86.00 %) | - | > 5.0 | 2.00 |",
+    ]
+
+
+def test_curve_benchmark_rejects_bad_options() -> None:
+    genreg_curve = _curve_module()
+    assert genreg_curve.parse_args([]).candidates == ["logprob"]
+    for bad in (["--candidates", "nope"], ["--targets", "0.8,x"], ["--targets", "1.5"],
+                ["--targets", "0"], ["--every", "0"], ["--generations", "-3"]):  # fmt: skip
+        with pytest.raises(SystemExit):
+            genreg_curve.parse_args(bad)
+
+
+@pytest.mark.slow
+def test_curve_benchmark_quick_writes_a_report(tmp_path: Path) -> None:
+    _fashion(max_train=10)  # skips when FashionMNIST is missing
+    genreg_curve = _curve_module()
+    out = tmp_path / "curve.md"
+    argv = ["--quick", "--candidates", "logprob,accuracy-reward", "--generations", "5"]
+    assert genreg_curve.main([*argv, "--every", "2", "--out", str(out)]) == 0
+    report = out.read_text()
+    assert "- Device: **CPU" in report and "- Mode: --quick" in report
+    for name in ("logprob", "accuracy-reward"):
+        assert f"## {name}: " in report
+        section = report.split(f"## {name}: ")[1]
+        generations = re.findall(r"^\| (\d+) \| [\d.]+ s \| [\d.]+ % \|$", section, re.M)
+        assert generations[:3] == ["2", "4", "5"]  # every 2, and the last one
