@@ -37,6 +37,8 @@ from benchmarks.genreg_gpu import CANDIDATES  # noqa: E402
 from benchmarks.genreg_gpu import SEED_LAYERS  # noqa: E402
 from benchmarks.genreg_gpu import _sync  # noqa: E402
 from benchmarks.genreg_gpu import _trainer  # noqa: E402
+from benchmarks.genreg_gpu import add_common_arguments  # noqa: E402
+from benchmarks.genreg_gpu import check_common_arguments  # noqa: E402
 from optuna_evo.genreg import GenregTask  # noqa: E402
 from optuna_evo.genreg import load_task  # noqa: E402
 from optuna_evo.objectives.data import resolve_device  # noqa: E402
@@ -48,27 +50,14 @@ GOAL_SECONDS = 60.0
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny sizes: a CPU smoke test")
-    p.add_argument("--out", type=Path, default=None, help="markdown report path")
-    p.add_argument("--device", default=None, help="device (default: cuda if available)")
-    p.add_argument("--data-dir", default=None, help="FashionMNIST idx directory")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--candidates",
-        default="logprob",
-        help=f"comma-separated option sets (default: logprob; any of {list(CANDIDATES)})",
-    )
+    add_common_arguments(p, "logprob")
     p.add_argument("--generations", type=int, default=None, help="per candidate (3000)")
     p.add_argument("--every", type=int, default=None, help="generations between tests (100)")
     p.add_argument(
         "--targets", default="0.80,0.85", help="comma-separated test accuracies to time"
     )
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     args = p.parse_args(argv)
-    args.candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
-    unknown = sorted(set(args.candidates) - set(CANDIDATES))
-    if unknown or not args.candidates:
-        p.error(f"--candidates must name some of {list(CANDIDATES)}, got {unknown or 'none'}")
+    check_common_arguments(p, args)
     try:
         args.targets = sorted(float(t) for t in args.targets.split(","))
     except ValueError:
@@ -81,11 +70,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.every = 10 if args.quick else 100
     if args.generations < 1 or args.every < 1:
         p.error("--generations and --every must be >= 1")
-    if args.threads is None and args.quick:
-        args.threads = 1  # small CPU tensors: one thread is as fast and steadier
-    args.max_train = 5000 if args.quick else None
-    args.max_test = 2000 if args.quick else None
-    args.overrides = {"population": 50, "samples_per_class": 10} if args.quick else {}
     return args
 
 
@@ -115,7 +99,7 @@ def run_curve(
     task: GenregTask, name: str, args: argparse.Namespace, device: torch.device
 ) -> Curve:
     """Evolve one candidate, testing the best genome every ``args.every`` generations."""
-    options = {**CANDIDATES[name], **args.overrides}
+    options = {**CANDIDATES[name], **args.candidate_overrides}
     trainer = _trainer(device, args.seed, SEED_LAYERS, **options)
     curve = Curve(name)
     trained = 0.0
@@ -166,7 +150,7 @@ def report(curves: list[Curve], args: argparse.Namespace) -> list[str]:
                     f"{generation / GOAL_SECONDS:.0f} | {curve.rate:.2f} |"
                 )
     for curve in curves:
-        options = {**CANDIDATES[curve.name], **args.overrides}
+        options = {**CANDIDATES[curve.name], **args.candidate_overrides}
         lines += [
             "",
             f"## {curve.name}: " + ", ".join(f"{k}={v}" for k, v in options.items()),

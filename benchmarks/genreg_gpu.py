@@ -80,42 +80,57 @@ CANDIDATES: dict[str, dict[str, Any]] = {
 # defaults.
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_common_arguments(p: argparse.ArgumentParser, candidates: str) -> None:
+    """The options this script shares with :mod:`benchmarks.genreg_curve`.
+
+    ``candidates`` is the default of ``--candidates`` (comma-separated names of
+    :data:`CANDIDATES`); :func:`check_common_arguments` completes them after parsing.
+    """
     p.add_argument("--quick", action="store_true", help="tiny sizes: a CPU smoke test")
     p.add_argument("--out", type=Path, default=None, help="markdown report path")
     p.add_argument("--device", default=None, help="device (default: cuda if available)")
     p.add_argument("--data-dir", default=None, help="FashionMNIST idx directory")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--budget", type=float, default=None, help="seconds per candidate (60)")
-    p.add_argument("--alphabet-budget", type=float, default=None, help="seconds (150)")
-    p.add_argument("--generations", type=int, default=None, help="seed run length (600)")
-    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on the GPU")
     p.add_argument(
         "--candidates",
-        default=",".join(CANDIDATES),
-        help=f"comma-separated option sets for section 3 (default: all of {list(CANDIDATES)})",
+        default=candidates,
+        help=f"comma-separated option sets of {list(CANDIDATES)} (default: {candidates})",
     )
     p.add_argument(
         "--threads", type=int, default=None, help="CPU threads (default: torch's; 1 if --quick)"
     )
-    args = p.parse_args(argv)
+
+
+def check_common_arguments(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Validate and complete the options of :func:`add_common_arguments` in place: the
+    candidate list, and what ``--quick`` shrinks (threads, data, the candidates' sizes)."""
     args.candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
     unknown = sorted(set(args.candidates) - set(CANDIDATES))
     if unknown or not args.candidates:
         p.error(f"--candidates must name some of {list(CANDIDATES)}, got {unknown or 'none'}")
-    quick = args.quick
-    if args.threads is None and quick:
+    if args.threads is None and args.quick:
         # Small CPU tensors: one thread is as fast and immune to busy neighbouring processes.
         args.threads = 1
+    args.max_train = 5000 if args.quick else None
+    args.max_test = 2000 if args.quick else None
+    # --quick shrinks the candidates too (population 400 x 50 images is slow on a CPU).
+    args.candidate_overrides = {"population": 50, "samples_per_class": 10} if args.quick else {}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_common_arguments(p, ",".join(CANDIDATES))
+    p.add_argument("--budget", type=float, default=None, help="seconds per candidate (60)")
+    p.add_argument("--alphabet-budget", type=float, default=None, help="seconds (150)")
+    p.add_argument("--generations", type=int, default=None, help="seed run length (600)")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on the GPU")
+    args = p.parse_args(argv)
+    check_common_arguments(p, args)
+    quick = args.quick
     args.budget = args.budget if args.budget is not None else (6.0 if quick else 60.0)
     args.alphabet_budget = args.alphabet_budget or (10.0 if quick else 150.0)
     args.generations = args.generations or (40 if quick else 600)
-    args.max_train = 5000 if quick else None
-    args.max_test = 2000 if quick else None
-    # --quick shrinks the candidates too (population 400 x 50 images is slow on a CPU).
-    args.candidate_overrides = {"population": 50, "samples_per_class": 10} if quick else {}
     args.loop_generations = 2 if quick else 10
     args.batched_generations = 10 if quick else 200
     args.alphabet_size = 24 if quick else 100
